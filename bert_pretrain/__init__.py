@@ -1,0 +1,1 @@
+"""BERT pretraining with LAMB: corpus -> TFRecords -> Model Garden BERT -> two-phase training."""

@@ -1,0 +1,31 @@
+"""lamb-tf: the LAMB optimizer for TensorFlow/Keras and a BERT pretraining pipeline."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="lamb-tf",
+    version="0.1.0",
+    description="LAMB (You et al., 2020) for Keras 3 and tf_keras, and BERT pretraining on TPU/GPU.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["lamb_tf", "lamb_tf.*", "bert_pretrain", "bert_pretrain.*"]),
+    install_requires=[
+        "tensorflow>=2.20,<2.21",
+        "tf-keras>=2.20,<2.21",
+        "tensorflow-text>=2.20,<2.21",
+        "tf-models-official==2.20.0",
+        "keras>=3.10,<4",
+        "absl-py",
+        "numpy",
+    ],
+    extras_require={
+        "tpu": ["cloud-tpu-client"],  # legacy TPU Nodes only; TPU VMs need nothing extra
+        "test": ["pytest", "jax[cpu]"],
+    },
+    entry_points={
+        "console_scripts": [
+            "lamb-tf-demo=lamb_tf.demo:main",
+        ],
+    },
+)
