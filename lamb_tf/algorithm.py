@@ -1,0 +1,94 @@
+"""The LAMB and LARS update rules, written once for every Keras flavour.
+
+The functions here take `xp`, a small namespace of array operations (`KERAS_OPS` for Keras 3,
+`TF_OPS` in `lamb_tf.tf_keras`), and plain tensors; they never touch variables or optimizer state.
+The Keras 3 and tf_keras optimizers read their state, call these functions and assign the
+results, so both flavours run the same lines of math. Everything is computed in float32.
+"""
+
+import dataclasses
+from typing import Any, Callable, Optional
+
+
+@dataclasses.dataclass(frozen=True)
+class ArrayOps:
+    """The few array operations the update rules need, from one backend."""
+
+    sqrt: Callable
+    sum: Callable  # sum over all elements, returning a scalar
+    where: Callable
+    minimum: Callable
+    maximum: Callable
+
+
+@dataclasses.dataclass(frozen=True)
+class TrustRatioBounds:
+    """Optional clamps: φ(z) = min(max(z, phi_min), phi_max) on ‖x‖, and bounds on the ratio."""
+
+    phi_min: Optional[float] = None
+    phi_max: Optional[float] = None
+    ratio_min: Optional[float] = None
+    ratio_max: Optional[float] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class TrustRatio:
+    """What the last step saw for one variable: ‖x_t‖, ‖update‖ and the ratio applied."""
+
+    x_norm: Any
+    update_norm: Any
+    ratio: Any
+
+
+def _clamp(xp, value, low, high):
+    if low is not None:
+        value = xp.maximum(value, low)
+    if high is not None:
+        value = xp.minimum(value, high)
+    return value
+
+
+def trust_ratio(xp: ArrayOps, x, update, bounds: TrustRatioBounds) -> TrustRatio:
+    """φ(‖x‖) / ‖update‖, and 1 where either norm is zero (a fresh zero variable, a zero update)."""
+    x_norm = xp.sqrt(xp.sum(x * x))
+    update_norm = xp.sqrt(xp.sum(update * update))
+    both_positive = (x_norm > 0.0) & (update_norm > 0.0)
+    phi = _clamp(xp, x_norm, bounds.phi_min, bounds.phi_max)
+    ratio = _clamp(xp, phi / xp.where(both_positive, update_norm, 1.0),
+                   bounds.ratio_min, bounds.ratio_max)
+    return TrustRatio(x_norm, update_norm, xp.where(both_positive, ratio, 1.0))
+
+
+def lamb_step(xp: ArrayOps, x, g, m, v, *, learning_rate, beta_1, beta_2, epsilon,
+              bias_correction_1, bias_correction_2, weight_decay, layer_adaptation: bool,
+              bounds: TrustRatioBounds):
+    """One step of LAMB (You et al. 2020, Algorithm 2) for one variable.
+
+    `bias_correction_k` is 1 - β_k^t (or 1 when bias correction is off), computed once per step
+    by the caller. `weight_decay` is 0 for variables excluded from decay; a variable excluded
+    from layer adaptation takes ratio 1, i.e. a plain Adam step with decay.
+    Returns (new x, new m, new v, TrustRatio or None).
+    """
+    m = beta_1 * m + (1.0 - beta_1) * g
+    v = beta_2 * v + (1.0 - beta_2) * (g * g)
+    m_hat = m / bias_correction_1
+    v_hat = v / bias_correction_2
+    update = m_hat / (xp.sqrt(v_hat) + epsilon) + weight_decay * x
+    if not layer_adaptation:
+        return x - learning_rate * update, m, v, None
+    ratio = trust_ratio(xp, x, update, bounds)
+    return x - (learning_rate * ratio.ratio) * update, m, v, ratio
+
+
+def lars_step(xp: ArrayOps, x, g, m, *, learning_rate, momentum, weight_decay,
+              layer_adaptation: bool, bounds: TrustRatioBounds):
+    """One step of LARS (You et al. 2020, Algorithm 1) for one variable.
+
+    m_t = β1·m + (1-β1)·(g + λ·x);  x ← x - η·φ(‖x‖)/‖m_t‖·m_t.
+    Returns (new x, new m, TrustRatio or None).
+    """
+    m = momentum * m + (1.0 - momentum) * (g + weight_decay * x)
+    if not layer_adaptation:
+        return x - learning_rate * m, m, None
+    ratio = trust_ratio(xp, x, m, bounds)
+    return x - (learning_rate * ratio.ratio) * m, m, ratio

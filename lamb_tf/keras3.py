@@ -1,0 +1,191 @@
+"""LAMB and LARS as Keras 3 optimizers.
+
+Written with `keras.ops` only, so this module imports without TensorFlow and runs on the
+TensorFlow and JAX backends. The math lives in `lamb_tf.algorithm`.
+"""
+
+import keras
+from keras import ops
+
+from lamb_tf import algorithm
+from lamb_tf.options import (LambOptions, LarsOptions, LayerwiseOptimizerMixin,
+                             check_learning_rate, nvlamb_global_clipnorm)
+
+KERAS_OPS = algorithm.ArrayOps(sqrt=ops.sqrt, sum=ops.sum, where=ops.where,
+                               minimum=ops.minimum, maximum=ops.maximum)
+
+
+def _dense(gradient, shape):
+    """Embedding lookups give tf.IndexedSlices; the moments decay everywhere, so densify."""
+    if hasattr(gradient, "indices") and hasattr(gradient, "dense_shape"):
+        indices = ops.expand_dims(ops.cast(gradient.indices, "int32"), -1)
+        return ops.scatter(indices, gradient.values, shape)  # sums duplicate rows
+    return gradient
+
+
+class _LayerwiseOptimizer(LayerwiseOptimizerMixin, keras.optimizers.Optimizer):
+    """Per-variable plans, float32 math, diagnostics, and clipping after the replica sum."""
+
+    def __init__(self, learning_rate, options, name, **kwargs):
+        check_learning_rate(learning_rate)
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        self._options = options
+        self._plans = None
+        self._trust_ratio_stats = ()
+
+    def _variable_path(self, variable):
+        return variable.path
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        self._plans = self._make_plans(variables)
+        self._build_slots(variables)
+        if self._options.record_trust_ratios:
+            self._trust_ratio_stats = [
+                self.add_variable((3,), dtype="float32",
+                                  name=f"{plan.path.replace('/', '_')}_trust_ratio")
+                if plan.layer_adaptation else None
+                for plan in self._plans]
+
+    def _record(self, index, ratio):
+        if ratio is not None and self._options.record_trust_ratios:
+            self.assign(self._trust_ratio_stats[index],
+                        ops.stack([ratio.x_norm, ratio.update_norm, ratio.ratio]))
+
+    def update_step(self, gradient, variable, learning_rate):
+        index = self._get_variable_index(variable)
+        x = ops.cast(variable, "float32")
+        g = ops.cast(_dense(gradient, tuple(variable.shape)), "float32")
+        self._update(index, variable, x, g, ops.cast(learning_rate, "float32"),
+                     ops.cast(self.iterations + 1, "float32"))
+
+    def _clip_gradients(self, grads):
+        # Keras clips here, which on TensorFlow is before the cross-replica gradient sum;
+        # `_backend_update_step` clips the summed gradients instead.
+        return grads
+
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        if keras.backend.backend() != "tensorflow":
+            return super()._backend_update_step(
+                super()._clip_gradients(grads), trainable_variables, learning_rate)
+        import tensorflow as tf  # the TensorFlow backend is in use, so it is installed
+
+        variables = [getattr(v, "value", v) for v in trainable_variables]
+        summed = self._all_reduce_sum_gradients(list(zip(grads, variables)))
+        clipped = super()._clip_gradients([grad for grad, _ in summed])
+        tf.__internal__.distribute.interim.maybe_merge_call(
+            self._distributed_tf_update_step, self._distribution_strategy,
+            list(zip(clipped, variables)), learning_rate)
+
+    def get_config(self):
+        return self._with_options_config(super().get_config())
+
+
+@keras.saving.register_keras_serializable(package="lamb_tf")
+class LAMB(_LayerwiseOptimizer):
+    """LAMB: layer-wise adaptive moments (You et al. 2020, Algorithm 2).
+
+    Adam's direction plus weight decay, rescaled per variable by the trust ratio
+    φ(‖x‖)/‖m̂/(√v̂+ε) + λx‖, so every layer moves by a step proportional to its own norm.
+
+    Args:
+        learning_rate: float, `keras.optimizers.schedules.LearningRateSchedule`, or callable.
+        beta_1, beta_2: decay rates of the first and second moments, in [0, 1).
+        epsilon: added to √v̂ (outside the square root), > 0.
+        weight_decay: λ, applied INSIDE the trust ratio (not Keras' decoupled decay).
+        exclude_from_weight_decay: list of regex patterns searched in `variable.path`; matching
+            variables get no decay. BERT uses `lamb_tf.BERT_EXCLUSIONS`.
+        exclude_from_layer_adaptation: list of patterns whose variables take ratio 1 (a plain
+            Adam step). None: the weight-decay list; []: no variable is excluded.
+        bias_correction: divide the moments by 1-β^t (paper v5 and BERT); False drops it.
+        phi_min, phi_max: bounds of φ(z) = min(max(z, phi_min), phi_max) on ‖x‖.
+        min_trust_ratio, max_trust_ratio: bounds on the ratio itself.
+        nvlamb: NVIDIA's variant: divide all gradients by their global norm when it exceeds 1
+            (global_clipnorm=1.0) and apply the ratio to every variable.
+        record_trust_ratios: keep ‖x‖, ‖update‖ and the ratio of the last step per variable,
+            readable with `trust_ratios()` (for TensorBoard); costs three floats per variable.
+        **kwargs: the base class options (`clipnorm`, `global_clipnorm`, `clipvalue`,
+            `use_ema`, `loss_scale_factor`, `gradient_accumulation_steps`, ...). Clipping is
+            applied to the gradients summed across replicas.
+
+    A ratio is 1 where ‖x‖ = 0 or the update is zero. Norms and the update are computed in
+    float32 whatever the variable's dtype. Wrap in `keras.optimizers.LossScaleOptimizer`
+    (automatic under a mixed_float16 policy) to skip steps with non-finite gradients.
+    """
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-6,
+                 weight_decay=0.0, exclude_from_weight_decay=None,
+                 exclude_from_layer_adaptation=None, bias_correction=True, phi_min=None,
+                 phi_max=None, min_trust_ratio=None, max_trust_ratio=None, nvlamb=False,
+                 record_trust_ratios=False, name="lamb", **kwargs):
+        options = LambOptions(
+            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, weight_decay=weight_decay,
+            exclude_from_weight_decay=exclude_from_weight_decay,
+            exclude_from_layer_adaptation=exclude_from_layer_adaptation,
+            bias_correction=bias_correction, phi_min=phi_min, phi_max=phi_max,
+            min_trust_ratio=min_trust_ratio, max_trust_ratio=max_trust_ratio, nvlamb=nvlamb,
+            record_trust_ratios=record_trust_ratios)
+        kwargs["global_clipnorm"] = nvlamb_global_clipnorm(
+            nvlamb, kwargs.get("global_clipnorm"), kwargs.get("clipnorm"), kwargs.get("clipvalue"))
+        super().__init__(learning_rate, options, name, **kwargs)
+
+    def _build_slots(self, variables):
+        self._momentums, self._velocities = self.add_optimizer_variables(
+            variables, ["momentum", "velocity"])
+
+    def _update(self, index, variable, x, g, learning_rate, step):
+        o, plan = self._options, self._plans[index]
+        m, v = self._momentums[index], self._velocities[index]
+        new_x, new_m, new_v, ratio = algorithm.lamb_step(
+            KERAS_OPS, x, g, ops.cast(m, "float32"), ops.cast(v, "float32"),
+            learning_rate=learning_rate, beta_1=o.beta_1, beta_2=o.beta_2, epsilon=o.epsilon,
+            bias_correction_1=1.0 - ops.power(o.beta_1, step) if o.bias_correction else 1.0,
+            bias_correction_2=1.0 - ops.power(o.beta_2, step) if o.bias_correction else 1.0,
+            weight_decay=plan.weight_decay, layer_adaptation=plan.layer_adaptation,
+            bounds=o.bounds)
+        self.assign(m, ops.cast(new_m, m.dtype))
+        self.assign(v, ops.cast(new_v, v.dtype))
+        self.assign(variable, ops.cast(new_x, variable.dtype))
+        self._record(index, ratio)
+
+
+@keras.saving.register_keras_serializable(package="lamb_tf")
+class LARS(_LayerwiseOptimizer):
+    """LARS: layer-wise adaptive rate scaling with momentum (You et al. 2020, Algorithm 1).
+
+    m ← β1·m + (1-β1)·(g + λx);  x ← x - η·φ(‖x‖)/‖m‖·m.
+
+    Args:
+        learning_rate: float, schedule or callable.
+        momentum: β1, in [0, 1).
+        weight_decay, exclude_from_weight_decay, exclude_from_layer_adaptation, phi_min,
+        phi_max, min_trust_ratio, max_trust_ratio, record_trust_ratios, **kwargs: as in `LAMB`.
+    """
+
+    def __init__(self, learning_rate=0.001, momentum=0.9, weight_decay=0.0,
+                 exclude_from_weight_decay=None, exclude_from_layer_adaptation=None,
+                 phi_min=None, phi_max=None, min_trust_ratio=None, max_trust_ratio=None,
+                 record_trust_ratios=False, name="lars", **kwargs):
+        options = LarsOptions(
+            momentum=momentum, weight_decay=weight_decay,
+            exclude_from_weight_decay=exclude_from_weight_decay,
+            exclude_from_layer_adaptation=exclude_from_layer_adaptation, phi_min=phi_min,
+            phi_max=phi_max, min_trust_ratio=min_trust_ratio, max_trust_ratio=max_trust_ratio,
+            record_trust_ratios=record_trust_ratios)
+        super().__init__(learning_rate, options, name, **kwargs)
+
+    def _build_slots(self, variables):
+        self._momentums = self.add_optimizer_variables(variables, "momentum")
+
+    def _update(self, index, variable, x, g, learning_rate, step):
+        o, plan = self._options, self._plans[index]
+        m = self._momentums[index]
+        new_x, new_m, ratio = algorithm.lars_step(
+            KERAS_OPS, x, g, ops.cast(m, "float32"), learning_rate=learning_rate,
+            momentum=o.momentum, weight_decay=plan.weight_decay,
+            layer_adaptation=plan.layer_adaptation, bounds=o.bounds)
+        self.assign(m, ops.cast(new_m, m.dtype))
+        self.assign(variable, ops.cast(new_x, variable.dtype))
+        self._record(index, ratio)

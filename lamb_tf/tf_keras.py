@@ -1,0 +1,161 @@
+"""LAMB and LARS as tf_keras (Keras 2) optimizers, for Model Garden and TF_USE_LEGACY_KERAS=1.
+
+Subclasses of the non-legacy `tf_keras.optimizers.Optimizer`; the math lives in
+`lamb_tf.algorithm`, shared with the Keras 3 classes.
+"""
+
+import re
+
+import tensorflow as tf
+import tf_keras
+
+from lamb_tf import algorithm
+from lamb_tf.options import (LambOptions, LarsOptions, LayerwiseOptimizerMixin,
+                             check_learning_rate, nvlamb_global_clipnorm)
+
+TF_OPS = algorithm.ArrayOps(sqrt=tf.sqrt, sum=tf.reduce_sum, where=tf.where,
+                            minimum=tf.minimum, maximum=tf.maximum)
+
+_Schedule = tf_keras.optimizers.schedules.LearningRateSchedule
+
+
+class _CallableLearningRate(_Schedule):
+    """tf_keras stores a float or a schedule; a no-argument callable becomes a schedule."""
+
+    def __init__(self, function):
+        self.function = function
+
+    def __call__(self, step):
+        return self.function()
+
+    def get_config(self):
+        raise NotImplementedError("A callable learning rate cannot be serialised; use a "
+                                  "LearningRateSchedule to save this optimizer's config.")
+
+
+class _LayerwiseOptimizer(LayerwiseOptimizerMixin, tf_keras.optimizers.Optimizer):
+    """Per-variable plans, float32 math and diagnostics."""
+
+    def __init__(self, learning_rate, options, name, **kwargs):
+        check_learning_rate(learning_rate)
+        super().__init__(name=name, **kwargs)
+        if callable(learning_rate) and not isinstance(learning_rate, _Schedule):
+            learning_rate = _CallableLearningRate(learning_rate)
+        self._learning_rate = self._build_learning_rate(learning_rate)
+        self._options = options
+        self._plans = None
+        self._trust_ratio_stats = ()
+
+    def _variable_path(self, variable):
+        return re.sub(r":\d+$", "", variable.name)
+
+    def build(self, var_list):
+        super().build(var_list)
+        if getattr(self, "_built", False):
+            return
+        self._built = True
+        self._plans = self._make_plans(var_list)
+        self._build_slots(var_list)
+        if self._options.record_trust_ratios:
+            self._trust_ratio_stats = [
+                self.add_variable((3,), dtype=tf.float32,
+                                  name=f"trust_ratio/{plan.path}")
+                if plan.layer_adaptation else None
+                for plan in self._plans]
+
+    def _record(self, index, ratio):
+        if ratio is not None and self._options.record_trust_ratios:
+            self._trust_ratio_stats[index].assign(
+                tf.stack([ratio.x_norm, ratio.update_norm, ratio.ratio]))
+
+    def update_step(self, gradient, variable):
+        index = self._index_dict[self._var_key(variable)]
+        x = tf.cast(variable, tf.float32)
+        g = tf.cast(tf.convert_to_tensor(gradient), tf.float32)  # densifies IndexedSlices
+        self._update(index, variable, x, g, tf.cast(self.learning_rate, tf.float32),
+                     tf.cast(self.iterations + 1, tf.float32))
+
+    def _slot(self, model_variable, name):
+        return self.add_variable_from_reference(model_variable=model_variable,
+                                                variable_name=name)
+
+    def get_config(self):
+        config = super().get_config()
+        config["learning_rate"] = self._serialize_hyperparameter(self._learning_rate)
+        return self._with_options_config(config)
+
+
+@tf_keras.saving.register_keras_serializable(package="lamb_tf")
+class LAMB(_LayerwiseOptimizer):
+    """LAMB (You et al. 2020, Algorithm 2) for tf_keras; arguments as `lamb_tf.keras3.LAMB`.
+
+    Exclusion patterns are searched in the variable's name without its `:0` suffix, e.g.
+    `transformer/layer_0/self_attention/query/kernel`. `jit_compile` (base option) compiles the
+    per-variable update with XLA on GPU, as in every tf_keras optimizer.
+    """
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-6,
+                 weight_decay=0.0, exclude_from_weight_decay=None,
+                 exclude_from_layer_adaptation=None, bias_correction=True, phi_min=None,
+                 phi_max=None, min_trust_ratio=None, max_trust_ratio=None, nvlamb=False,
+                 record_trust_ratios=False, name="LAMB", **kwargs):
+        options = LambOptions(
+            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, weight_decay=weight_decay,
+            exclude_from_weight_decay=exclude_from_weight_decay,
+            exclude_from_layer_adaptation=exclude_from_layer_adaptation,
+            bias_correction=bias_correction, phi_min=phi_min, phi_max=phi_max,
+            min_trust_ratio=min_trust_ratio, max_trust_ratio=max_trust_ratio, nvlamb=nvlamb,
+            record_trust_ratios=record_trust_ratios)
+        kwargs["global_clipnorm"] = nvlamb_global_clipnorm(
+            nvlamb, kwargs.get("global_clipnorm"), kwargs.get("clipnorm"), kwargs.get("clipvalue"))
+        super().__init__(learning_rate, options, name, **kwargs)
+
+    def _build_slots(self, var_list):
+        self._momentums = [self._slot(var, "m") for var in var_list]
+        self._velocities = [self._slot(var, "v") for var in var_list]
+
+    def _update(self, index, variable, x, g, learning_rate, step):
+        o, plan = self._options, self._plans[index]
+        m, v = self._momentums[index], self._velocities[index]
+        new_x, new_m, new_v, ratio = algorithm.lamb_step(
+            TF_OPS, x, g, tf.cast(m, tf.float32), tf.cast(v, tf.float32),
+            learning_rate=learning_rate, beta_1=o.beta_1, beta_2=o.beta_2, epsilon=o.epsilon,
+            bias_correction_1=1.0 - tf.pow(o.beta_1, step) if o.bias_correction else 1.0,
+            bias_correction_2=1.0 - tf.pow(o.beta_2, step) if o.bias_correction else 1.0,
+            weight_decay=plan.weight_decay, layer_adaptation=plan.layer_adaptation,
+            bounds=o.bounds)
+        m.assign(tf.cast(new_m, m.dtype))
+        v.assign(tf.cast(new_v, v.dtype))
+        variable.assign(tf.cast(new_x, variable.dtype))
+        self._record(index, ratio)
+
+
+@tf_keras.saving.register_keras_serializable(package="lamb_tf")
+class LARS(_LayerwiseOptimizer):
+    """LARS (You et al. 2020, Algorithm 1) for tf_keras; arguments as `lamb_tf.keras3.LARS`."""
+
+    def __init__(self, learning_rate=0.001, momentum=0.9, weight_decay=0.0,
+                 exclude_from_weight_decay=None, exclude_from_layer_adaptation=None,
+                 phi_min=None, phi_max=None, min_trust_ratio=None, max_trust_ratio=None,
+                 record_trust_ratios=False, name="LARS", **kwargs):
+        options = LarsOptions(
+            momentum=momentum, weight_decay=weight_decay,
+            exclude_from_weight_decay=exclude_from_weight_decay,
+            exclude_from_layer_adaptation=exclude_from_layer_adaptation, phi_min=phi_min,
+            phi_max=phi_max, min_trust_ratio=min_trust_ratio, max_trust_ratio=max_trust_ratio,
+            record_trust_ratios=record_trust_ratios)
+        super().__init__(learning_rate, options, name, **kwargs)
+
+    def _build_slots(self, var_list):
+        self._momentums = [self._slot(var, "m") for var in var_list]
+
+    def _update(self, index, variable, x, g, learning_rate, step):
+        o, plan = self._options, self._plans[index]
+        m = self._momentums[index]
+        new_x, new_m, ratio = algorithm.lars_step(
+            TF_OPS, x, g, tf.cast(m, tf.float32), learning_rate=learning_rate,
+            momentum=o.momentum, weight_decay=plan.weight_decay,
+            layer_adaptation=plan.layer_adaptation, bounds=o.bounds)
+        m.assign(tf.cast(new_m, m.dtype))
+        variable.assign(tf.cast(new_x, variable.dtype))
+        self._record(index, ratio)
