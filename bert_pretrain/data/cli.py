@@ -1,0 +1,63 @@
+"""`bert-pretrain-data`: text files (or builtin:python-docs) → BERT pretraining TFRecords.
+
+Example:
+  bert-pretrain-data --input='corpus/*.txt' --output_dir=data/seq128 --vocab_size=30522
+  bert-pretrain-data --input=builtin:python-docs --output_dir=/tmp/demo --vocab_size=8000
+"""
+
+import dataclasses
+import sys
+
+from absl import app, flags
+
+from bert_pretrain.data.errors import DataError
+from bert_pretrain.data.pipeline import Options, create_pretraining_data
+
+_DEFAULTS = Options(input="", output_dir="")
+
+flags.DEFINE_string("input", None, "Comma-separated text files or globs (local or gs://), or "
+                    "builtin:python-docs / builtin:python-topics for the corpus shipped with Python.")
+flags.DEFINE_string("output_dir", None, "Directory for the shards, metadata.json and vocab.txt.")
+flags.DEFINE_enum("input_format", _DEFAULTS.input_format, ["bert", "paragraphs"],
+                  "bert: one sentence per line; paragraphs: one paragraph per line, split into "
+                  "sentences by a rule-based splitter. Both: a blank line between documents.")
+flags.DEFINE_string("vocab_file", None, "Existing WordPiece vocab; omit to learn one from the input.")
+flags.DEFINE_integer("vocab_size", _DEFAULTS.vocab_size, "Size of a learned vocab.")
+flags.DEFINE_bool("do_lower_case", _DEFAULTS.do_lower_case, "Lower-case and strip accents.")
+flags.DEFINE_integer("max_seq_length", _DEFAULTS.max_seq_length, "Tokens per instance.")
+flags.DEFINE_integer("max_predictions_per_seq", _DEFAULTS.max_predictions_per_seq,
+                     "Most masked positions per instance (20 for 128, 80 for 512).")
+flags.DEFINE_float("masked_lm_prob", _DEFAULTS.masked_lm_prob, "Share of tokens to predict.")
+flags.DEFINE_float("short_seq_prob", _DEFAULTS.short_seq_prob, "Probability of a shorter target length.")
+flags.DEFINE_integer("dupe_factor", _DEFAULTS.dupe_factor, "Passes over the input, each masked anew.")
+flags.DEFINE_bool("do_whole_word_mask", _DEFAULTS.do_whole_word_mask, "Mask whole words.")
+flags.DEFINE_integer("random_seed", _DEFAULTS.random_seed, "Seed; same seed + input = same bytes.")
+flags.DEFINE_enum("feature_names", _DEFAULTS.feature_names, ["v1", "v2"],
+                  "v1: google-research names; v2: Model Garden's input_word_ids/input_type_ids.")
+flags.DEFINE_integer("num_shards", _DEFAULTS.num_shards, "Number of output TFRecord files.")
+flags.DEFINE_integer("block_bytes", _DEFAULTS.block_bytes,
+                     "Text per work unit; also the pool random next sentences are drawn from.")
+flags.DEFINE_integer("workers", _DEFAULTS.workers, "Worker processes; 0 = one per CPU core.")
+flags.DEFINE_bool("overwrite", _DEFAULTS.overwrite, "Replace data made with other settings.")
+flags.DEFINE_bool("progress", _DEFAULTS.progress, "Show a progress line on stderr.")
+flags.mark_flags_as_required(["input", "output_dir"])
+
+
+def main(argv=None) -> None:
+    """Console-script entry point."""
+    app.run(_run, argv=argv)
+
+
+def _run(argv) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    values = {f.name: flags.FLAGS[f.name].value for f in dataclasses.fields(Options)}
+    try:
+        create_pretraining_data(Options(**values))
+    except DataError as error:
+        print(f"bert-pretrain-data: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

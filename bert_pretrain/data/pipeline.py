@@ -1,0 +1,274 @@
+"""Text → TFRecord shards: the Python API behind the `bert-pretrain-data` CLI.
+
+Streaming and parallelism: the main process reads documents in order and cuts them into blocks of
+about `block_bytes` of text; worker processes turn blocks into records (`worker`); the main process
+writes the results in block order. At most two blocks per worker are in flight, so memory does not
+grow with the corpus. Shard s holds a contiguous run of blocks, fixed by a cheap first pass that counts
+them; shards are therefore finished one after another, each under a temporary name and renamed when
+whole, and a re-run skips every shard whose final file exists.
+
+Random-B pool: the reference picks B from any document of the whole (in-memory, shuffled) corpus. We
+pick it uniformly from the other documents of the same block: ~256 KiB is about a hundred typical
+documents (and never too few to avoid the A document itself unless the block has one document). For
+next-sentence prediction what matters is that B comes from a different document, which a
+pool of that size gives just as the whole corpus does unless the input is sorted by topic; instances
+are shuffled within the block and readers shuffle again across files.
+"""
+
+import collections
+import dataclasses
+import multiprocessing
+import os
+import sys
+import time
+from typing import Iterator
+
+import tensorflow as tf
+
+from bert_pretrain.data import corpus as corpus_lib
+from bert_pretrain.data import metadata as metadata_lib
+from bert_pretrain.data import tfrecords
+from bert_pretrain.data import vocab as vocab_lib
+from bert_pretrain.data.errors import DataError
+from bert_pretrain.data.instances import InstanceConfig
+from bert_pretrain.data.progress import Progress
+from bert_pretrain.data.worker import BlockProcessor, BlockStats, WorkerConfig
+
+VOCAB_FILENAME = "vocab.txt"
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """Everything `create_pretraining_data` needs; the CLI flags map one to one."""
+
+    input: str
+    output_dir: str
+    input_format: str = "bert"
+    vocab_file: str | None = None
+    vocab_size: int = 30522
+    do_lower_case: bool = True
+    max_seq_length: int = 128
+    max_predictions_per_seq: int = 20
+    masked_lm_prob: float = 0.15
+    short_seq_prob: float = 0.1
+    dupe_factor: int = 10
+    do_whole_word_mask: bool = False
+    random_seed: int = 12345
+    feature_names: str = "v1"
+    num_shards: int = 8
+    block_bytes: int = 256 * 1024
+    workers: int = 0            # 0: one per CPU core
+    overwrite: bool = False
+    progress: bool = True
+
+
+def validate(options: Options) -> None:
+    """Checks value ranges, so that a typo fails in a second rather than after the first pass."""
+    checks = [
+        ("max_seq_length", options.max_seq_length >= 5, "use at least 5 ([CLS] A [SEP] B [SEP])"),
+        ("max_predictions_per_seq", 1 <= options.max_predictions_per_seq <= options.max_seq_length,
+         "use a value between 1 and --max_seq_length (20 for 128, 80 for 512 is usual)"),
+        ("masked_lm_prob", 0 < options.masked_lm_prob <= 1, "use a value in (0, 1], usually 0.15"),
+        ("short_seq_prob", 0 <= options.short_seq_prob <= 1, "use a value in [0, 1], usually 0.1"),
+        ("dupe_factor", options.dupe_factor >= 1, "use 1 or more"),
+        ("num_shards", options.num_shards >= 1, "use 1 or more"),
+        ("block_bytes", options.block_bytes >= 1024, "use at least 1024"),
+        ("workers", options.workers >= 0, "use 0 (one per core) or more"),
+        ("vocab_size", options.vocab_size > len(vocab_lib.RESERVED_TOKENS), "use a larger value"),
+        ("feature_names", options.feature_names in tfrecords.FEATURE_NAMES, "use v1 or v2"),
+        ("random_seed", options.random_seed >= 0, "use a non-negative integer"),
+        ("output_dir", bool(options.output_dir), "give a directory for the shards"),
+    ]
+    for flag, ok, fix in checks:
+        if not ok:
+            raise DataError(flag, f"invalid value {getattr(options, flag)!r}", fix)
+
+
+def blocks(source, block_bytes: int, stats: corpus_lib.ReadStats) -> Iterator[list[list[str]]]:
+    """Consecutive documents grouped until each group holds at least block_bytes of text."""
+    block, size = [], 0
+    for document in source.documents(stats):
+        block.append(document)
+        size += sum(len(s) for s in document)
+        if size >= block_bytes:
+            yield block
+            block, size = [], 0
+    if block:
+        yield block
+
+
+def _settings(options: Options, source, vocab: vocab_lib.Vocab | None) -> dict:
+    """What the bytes of the output depend on; a re-run with equal settings may resume."""
+    keys = ("input_format", "do_lower_case", "max_seq_length", "max_predictions_per_seq",
+            "masked_lm_prob", "short_seq_prob", "dupe_factor", "do_whole_word_mask", "random_seed",
+            "feature_names", "num_shards", "block_bytes")
+    settings = {k: getattr(options, k) for k in keys}
+    settings["input"] = source.fingerprint()
+    settings["vocab"] = {"sha256": vocab.sha256} if vocab else {"learned_size": options.vocab_size}
+    return settings
+
+
+def _prepare_output_dir(options: Options, settings: dict) -> None:
+    tf.io.gfile.makedirs(options.output_dir)
+    existing = metadata_lib.read(options.output_dir)
+    ours = [n for n in tf.io.gfile.listdir(options.output_dir)
+            if n.startswith("pretrain-") or n in (metadata_lib.FILENAME, VOCAB_FILENAME)]
+    if existing is None and any(n.startswith("pretrain-") for n in ours) and not options.overwrite:
+        raise DataError("overwrite", f"{options.output_dir} holds shards without {metadata_lib.FILENAME}",
+                        "pass --overwrite to replace them, or choose another --output_dir")
+    if options.overwrite:
+        for name in ours:
+            tf.io.gfile.remove(os.path.join(options.output_dir, name))
+    else:
+        metadata_lib.refuse_other_settings(options.output_dir, settings, existing)
+
+
+def _resolve_vocab(options: Options, source) -> vocab_lib.Vocab:
+    """Loads --vocab_file, reuses a vocab learned by an interrupted run, or learns one."""
+    target = os.path.join(options.output_dir, VOCAB_FILENAME)
+    if options.vocab_file:
+        vocab = vocab_lib.load_vocab(options.vocab_file)
+        if os.path.normpath(options.vocab_file) != os.path.normpath(target):
+            tf.io.gfile.copy(options.vocab_file, target, overwrite=True)
+        return vocab
+    if tf.io.gfile.exists(target):
+        return vocab_lib.load_vocab(target)
+    _log(f"learning a {options.vocab_size}-token WordPiece vocab from the input ...")
+
+    def sentences():
+        for document in source.documents(corpus_lib.ReadStats()):
+            yield from document
+    return vocab_lib.learn_vocab(sentences, target, options.vocab_size, options.do_lower_case)
+
+
+def create_pretraining_data(options: Options) -> dict:
+    """Runs the whole job and returns the metadata written next to the shards."""
+    started = time.monotonic()
+    validate(options)
+    source = corpus_lib.open_source(options.input, options.input_format)
+    given_vocab = vocab_lib.load_vocab(options.vocab_file) if options.vocab_file else None
+    settings = _settings(options, source, given_vocab)
+    _prepare_output_dir(options, settings)
+    vocab = _resolve_vocab(options, source)
+
+    read_stats = corpus_lib.ReadStats()
+    num_blocks = sum(1 for _ in blocks(source, options.block_bytes, read_stats))
+    if read_stats.documents == 0:
+        raise DataError("input", "the input holds no document with two or more sentences",
+                        "give text with one sentence per line and a blank line between documents "
+                        "(or --input_format=paragraphs)")
+    bounds = [s * num_blocks // options.num_shards for s in range(options.num_shards + 1)]
+    metadata = metadata_lib.read(options.output_dir) or {}
+    metadata.update(settings=settings, complete=False, input=dataclasses.asdict(read_stats),
+                    vocab={"file": VOCAB_FILENAME, "size": vocab.size, "sha256": vocab.sha256},
+                    shards=metadata.get("shards", {}))
+    metadata_lib.write(options.output_dir, metadata)
+
+    config = WorkerConfig(
+        vocab_path=os.path.join(options.output_dir, VOCAB_FILENAME), lower_case=options.do_lower_case,
+        instance_config=InstanceConfig(options.max_seq_length, options.max_predictions_per_seq,
+                                       options.masked_lm_prob, options.short_seq_prob,
+                                       options.dupe_factor, options.do_whole_word_mask),
+        feature_names=options.feature_names, random_seed=options.random_seed)
+    _write_shards(options, source, bounds, config, metadata, read_stats.documents)
+
+    totals = BlockStats()
+    for shard_stats in metadata["shards"].values():
+        totals.add(BlockStats(**shard_stats))
+    metadata.update(complete=True, counts=dataclasses.asdict(totals),
+                    unk_rate=totals.unknown_tokens / max(totals.tokens, 1))
+    metadata_lib.write(options.output_dir, metadata)
+    _print_summary(metadata, time.monotonic() - started)
+    return metadata
+
+
+def _write_shards(options, source, bounds, config, metadata, total_documents) -> None:
+    num_shards = options.num_shards
+    shard_of_block = [s for s in range(num_shards) for _ in range(bounds[s], bounds[s + 1])]
+    paths = [os.path.join(options.output_dir, tfrecords.shard_name(s, num_shards))
+             for s in range(num_shards)]
+    done = {s for s in range(num_shards)   # whole file and recorded counts: a crash can leave one only
+            if tf.io.gfile.exists(paths[s]) and os.path.basename(paths[s]) in metadata["shards"]}
+    if done:
+        _log(f"resuming: {len(done)} of {num_shards} shards already complete")
+    for s in range(num_shards):
+        if bounds[s] == bounds[s + 1] and s not in done:   # fewer blocks than shards
+            tfrecords.ShardWriter(paths[s]).close()
+            metadata["shards"][os.path.basename(paths[s])] = dataclasses.asdict(BlockStats())
+
+    progress = Progress(total_documents, options.progress)
+    writer, shard_stats, seen = None, BlockStats(), [0, 0]   # documents, instances
+
+    def consume(result):
+        nonlocal writer, shard_stats
+        block_index, records, stats = result
+        shard = shard_of_block[block_index]
+        if writer is None:
+            writer, shard_stats = tfrecords.ShardWriter(paths[shard]), BlockStats()
+        writer.write(records)
+        shard_stats.add(stats)
+        seen[0] += stats.documents + stats.short_documents
+        seen[1] += stats.instances
+        if block_index == bounds[shard + 1] - 1:
+            writer.close()
+            writer = None
+            metadata["shards"][os.path.basename(paths[shard])] = dataclasses.asdict(shard_stats)
+            metadata_lib.write(options.output_dir, metadata)
+        progress.update(seen[0], seen[1])
+
+    work = ((b, docs) for b, docs in enumerate(blocks(source, options.block_bytes, corpus_lib.ReadStats()))
+            if shard_of_block[b] not in done)
+    workers = options.workers or os.cpu_count() or 1
+    if workers == 1:
+        processor = BlockProcessor(config)
+        for block_index, documents in work:
+            consume(processor(block_index, documents))
+    else:
+        _run_pool(work, dataclasses.replace(config, single_thread=True), workers, consume)
+    progress.update(seen[0], seen[1], final=True)
+
+
+_processor = None
+
+
+def _init_worker(config: WorkerConfig) -> None:
+    global _processor  # pylint: disable=global-statement
+    _processor = BlockProcessor(config)
+
+
+def _process(block_index: int, documents: list[list[str]]):
+    return _processor(block_index, documents)
+
+
+def _run_pool(work, config: WorkerConfig, workers: int, consume) -> None:
+    """Spawned (not forked: TensorFlow is not fork-safe) workers, results consumed in block order,
+    at most two blocks per worker in flight."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers, initializer=_init_worker, initargs=(config,)) as pool:
+        pending = collections.deque()
+        for block_index, documents in work:
+            pending.append(pool.apply_async(_process, (block_index, documents)))
+            while len(pending) >= 2 * workers:
+                consume(pending.popleft().get())
+        while pending:
+            consume(pending.popleft().get())
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _print_summary(metadata: dict, seconds: float) -> None:
+    counts, read = metadata["counts"], metadata["input"]
+    lines = [
+        f"input: {read['files']:,} file(s), {read['input_bytes'] / 1e6:,.1f} MB; "
+        f"{read['empty_files']:,} empty file(s) skipped; {read['replaced_bytes']:,} invalid UTF-8 "
+        f"byte(s) replaced by U+FFFD",
+        f"documents: {counts['documents']:,} used, "
+        f"{read['one_sentence_documents'] + counts['short_documents']:,} with one sentence skipped",
+        f"sentences: {counts['sentences']:,}  tokens: {counts['tokens']:,}  "
+        f"[UNK] rate: {100 * metadata['unk_rate']:.3f}%",
+        f"instances: {counts['instances']:,} ({counts['masked_tokens']:,} masked tokens) in "
+        f"{len(metadata['shards'])} shard(s), {seconds:.1f} s, {counts['instances'] / seconds:,.0f} instances/s",
+    ]
+    _log("\n".join(lines))

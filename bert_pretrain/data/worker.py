@@ -1,0 +1,91 @@
+"""Turns one block of documents into serialised records: tokenise, make instances, encode.
+
+A block is the unit of parallel work. Its random streams are seeded from (random_seed, block index)
+only, never from which process runs it, so output is byte-identical for any number of workers.
+The whole block is tokenised in one tensorflow-text call, which is what makes tokenising cheap.
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from bert_pretrain.data import instances as instances_lib
+from bert_pretrain.data import tfrecords
+
+
+@dataclasses.dataclass
+class BlockStats:
+    documents: int = 0
+    short_documents: int = 0   # fewer than two non-empty sentences after tokenisation
+    sentences: int = 0
+    tokens: int = 0
+    unknown_tokens: int = 0
+    instances: int = 0
+    masked_tokens: int = 0
+
+    def add(self, other: "BlockStats") -> None:
+        for field in dataclasses.fields(self):
+            setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerConfig:
+    vocab_path: str
+    lower_case: bool
+    instance_config: instances_lib.InstanceConfig
+    feature_names: str
+    random_seed: int
+    single_thread: bool = False
+
+
+class BlockProcessor:
+    """Holds the tokenizer and vocab facts; one per process."""
+
+    def __init__(self, config: WorkerConfig):
+        import tensorflow_text as text  # pylint: disable=import-outside-toplevel
+        if config.single_thread:  # one process per core: TF's own thread pools would oversubscribe
+            tf.config.threading.set_intra_op_parallelism_threads(1)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        self.config = config
+        with tf.io.gfile.GFile(config.vocab_path) as handle:
+            vocab = [line.strip() for line in handle.read().splitlines()]
+        self.unk_id = vocab.index("[UNK]")
+        self.token_ids = instances_lib.TokenIds(
+            cls=vocab.index("[CLS]"), sep=vocab.index("[SEP]"), mask=vocab.index("[MASK]"),
+            vocab_size=len(vocab), continuation=np.array([t.startswith("##") for t in vocab]))
+        self.tokenizer = text.BertTokenizer(config.vocab_path, lower_case=config.lower_case,
+                                            token_out_type=tf.int64)
+
+    def tokenize(self, documents: list[list[str]], stats: BlockStats) -> instances_lib.TokenizedBlock:
+        """One tokenizer call for the block; drops empty sentences and documents left with < 2."""
+        sentences = [s for document in documents for s in document]
+        ragged = self.tokenizer.tokenize(tf.constant(sentences)).merge_dims(-2, -1)
+        ids, lengths = ragged.flat_values.numpy(), ragged.row_lengths().numpy()
+        document_of = np.repeat(np.arange(len(documents)), [len(d) for d in documents])
+        non_empty = lengths > 0
+        keep_document = np.bincount(document_of[non_empty], minlength=len(documents)) >= 2
+        stats.short_documents += int((~keep_document).sum())
+        keep_sentence = non_empty & keep_document[document_of]
+        ids = ids[np.repeat(keep_sentence, lengths)]
+        kept_lengths = lengths[keep_sentence]
+        sentences_per_document = np.bincount(document_of[keep_sentence], minlength=len(documents))
+        sentences_per_document = sentences_per_document[keep_document]
+        stats.documents += len(sentences_per_document)
+        stats.sentences += len(kept_lengths)
+        stats.tokens += len(ids)
+        stats.unknown_tokens += int((ids == self.unk_id).sum())
+        return instances_lib.TokenizedBlock(
+            ids, np.concatenate([[0], np.cumsum(kept_lengths)]).astype(np.int64),
+            np.concatenate([[0], np.cumsum(sentences_per_document)]).astype(np.int64))
+
+    def __call__(self, block_index: int, documents: list[list[str]]) -> tuple[int, list[bytes], BlockStats]:
+        stats = BlockStats()
+        block = self.tokenize(documents, stats)
+        if len(block.document_starts) < 2:
+            return block_index, [], stats
+        seed = np.random.SeedSequence([self.config.random_seed, block_index])
+        features = instances_lib.create_instances(block, self.config.instance_config, self.token_ids, seed)
+        stats.instances = len(features["input_ids"])
+        stats.masked_tokens = int(features["masked_lm_weights"].sum())
+        return block_index, tfrecords.encode_examples(features, self.config.feature_names), stats
