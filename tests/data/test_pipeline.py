@@ -1,0 +1,153 @@
+"""End to end: text files → shards + metadata; determinism, resume, refusals, Model Garden compatibility."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bert_pretrain.data import Options, DataError, create_pretraining_data, metadata, reader, tfrecords
+from conftest import corpus_text, write_vocab
+
+SEQ, PREDS = 32, 5
+
+
+def options(tmp_path, out="out", **overrides):
+    values = dict(input=str(tmp_path / "corpus*.txt"), output_dir=str(tmp_path / out),
+                  vocab_file=str(tmp_path / "vocab.txt"), max_seq_length=SEQ,
+                  max_predictions_per_seq=PREDS, dupe_factor=2, num_shards=3, block_bytes=2048,
+                  workers=1, progress=False)
+    values.update(overrides)
+    return Options(**values)
+
+
+@pytest.fixture
+def corpus_dir(tmp_path):
+    (tmp_path / "corpus1.txt").write_text(corpus_text(40, seed=1))
+    (tmp_path / "corpus2.txt").write_text(corpus_text(30, seed=2) + "\nZzyzx qwv.\nAnother zzyzx.\n")
+    write_vocab(tmp_path / "vocab.txt")
+    return tmp_path
+
+
+def shard_bytes(out_dir):
+    names = sorted(n for n in os.listdir(out_dir) if n.endswith(".tfrecord"))
+    return [open(os.path.join(out_dir, n), "rb").read() for n in names]
+
+
+def read_all(out_dir, names="v1"):
+    pattern = os.path.join(out_dir, "*.tfrecord")
+    batches = list(reader.load_dataset(pattern, SEQ, PREDS, batch_size=10_000, feature_names=names))
+    return {k: np.concatenate([b[k].numpy() for b in batches]) for k in batches[0]}
+
+
+def test_output_schema_counts_and_invariants(corpus_dir, capsys):
+    meta = create_pretraining_data(options(corpus_dir))
+    out = corpus_dir / "out"
+    assert sorted(os.listdir(out)) == ["metadata.json", "pretrain-00000-of-00003.tfrecord",
+                                       "pretrain-00001-of-00003.tfrecord",
+                                       "pretrain-00002-of-00003.tfrecord", "vocab.txt"]
+    assert json.loads((out / "metadata.json").read_text()) == meta
+    data = read_all(out)
+    counts = meta["counts"]
+    n = len(data["input_ids"])
+    assert n == counts["instances"] > 100
+    assert counts["documents"] == 71 and counts["masked_tokens"] == data["masked_lm_weights"].sum()
+    assert meta["unk_rate"] == counts["unknown_tokens"] / counts["tokens"] and counts["unknown_tokens"] == 4   # zzyzx qwv another zzyzx
+    ids, mask, seg = data["input_ids"].copy(), data["input_mask"], data["segment_ids"]
+    length = mask.sum(axis=1)
+    # undo the masking (a random replacement may be any vocab id, [SEP] included, as in the reference)
+    real = data["masked_lm_weights"] > 0
+    ids[np.nonzero(real)[0], data["masked_lm_positions"][real]] = data["masked_lm_ids"][real]
+    assert (ids[:, 0] == 2).all() and ((ids == 3).sum(axis=1) == 2).all()      # [CLS], two [SEP]
+    assert (ids[mask == 0] == 0).all() and (seg[mask == 0] == 0).all()
+    assert (ids[np.arange(n), length - 1] == 3).all()
+    assert set(np.unique(data["next_sentence_labels"])) == {0, 1}
+    wanted = np.minimum(PREDS, np.maximum(1, np.rint(length * 0.15)))
+    np.testing.assert_array_equal(data["masked_lm_weights"].sum(axis=1), wanted)
+    summary = capsys.readouterr().err
+    assert "instances: " in summary and "[UNK] rate: " in summary and "documents: 71 used" in summary
+    metadata.check_compatible(meta, max_seq_length=SEQ, max_predictions_per_seq=PREDS,
+                              vocab_sha256=meta["vocab"]["sha256"], do_lower_case=True)
+    with pytest.raises(ValueError, match="max_seq_length: data has 32, config wants 128"):
+        metadata.check_compatible(meta, max_seq_length=128)
+
+
+def test_same_bytes_for_any_worker_count_and_shard_count(corpus_dir):
+    create_pretraining_data(options(corpus_dir, "one"))
+    create_pretraining_data(options(corpus_dir, "two", workers=2))
+    create_pretraining_data(options(corpus_dir, "single", num_shards=1))
+    one = shard_bytes(corpus_dir / "one")
+    assert one == shard_bytes(corpus_dir / "two")
+    assert len(one) == 3 and all(one)
+    assert b"".join(one) == shard_bytes(corpus_dir / "single")[0]
+    create_pretraining_data(options(corpus_dir, "seed", random_seed=1))
+    assert shard_bytes(corpus_dir / "seed") != one
+
+
+def test_rerun_skips_complete_shards_and_refuses_other_settings(corpus_dir):
+    create_pretraining_data(options(corpus_dir))
+    out = corpus_dir / "out"
+    before = shard_bytes(out)
+    kept = out / "pretrain-00000-of-00003.tfrecord"
+    os.utime(kept, (1, 1))
+    os.remove(out / "pretrain-00001-of-00003.tfrecord")
+    meta = create_pretraining_data(options(corpus_dir))
+    assert shard_bytes(out) == before and os.stat(kept).st_mtime == 1      # only shard 1 redone
+    assert meta["counts"]["instances"] == sum(1 for _ in tf.data.TFRecordDataset(
+        [str(out / n) for n in sorted(os.listdir(out)) if n.endswith(".tfrecord")]))
+    with pytest.raises(DataError, match=r"^--overwrite: .*masked_lm_prob differ.*pass --overwrite"):
+        create_pretraining_data(options(corpus_dir, masked_lm_prob=0.2))
+    create_pretraining_data(options(corpus_dir, masked_lm_prob=0.2, overwrite=True))
+    assert shard_bytes(out) != before
+
+
+def test_bad_vocab_fails_before_any_output(corpus_dir):
+    (corpus_dir / "bad_vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nthe\n")
+    with pytest.raises(DataError, match=r"^--vocab_file: .*\[MASK\]"):
+        create_pretraining_data(options(corpus_dir, vocab_file=str(corpus_dir / "bad_vocab.txt")))
+    assert not (corpus_dir / "out").exists()
+
+
+def test_model_garden_loader_reads_our_v2_output(corpus_dir):
+    from official.nlp.data import pretrain_dataloader
+    create_pretraining_data(options(corpus_dir, feature_names="v2", num_shards=1))
+    ours = read_all(corpus_dir / "out", "v2")
+    config = pretrain_dataloader.BertPretrainDataConfig(
+        input_path=str(corpus_dir / "out" / "*.tfrecord"), seq_length=SEQ, max_predictions_per_seq=PREDS,
+        global_batch_size=4, is_training=False, use_v2_feature_names=True)
+    batch = next(iter(pretrain_dataloader.BertPretrainDataLoader(config).load()))
+    expected = {"input_word_ids": "input_ids", "input_mask": "input_mask", "input_type_ids": "segment_ids",
+                "masked_lm_positions": "masked_lm_positions", "masked_lm_ids": "masked_lm_ids",
+                "masked_lm_weights": "masked_lm_weights", "next_sentence_labels": "next_sentence_labels"}
+    assert set(batch) == set(expected)
+    for theirs, mine in expected.items():
+        np.testing.assert_array_equal(batch[theirs].numpy(), ours[mine][:4])
+    assert batch["input_word_ids"].dtype == tf.int32 and batch["input_word_ids"].shape == (4, SEQ)
+
+
+def test_model_garden_loader_reads_our_v1_output(corpus_dir):
+    from official.nlp.data import pretrain_dataloader
+    create_pretraining_data(options(corpus_dir, num_shards=1))
+    ours = read_all(corpus_dir / "out")
+    config = pretrain_dataloader.BertPretrainDataConfig(
+        input_path=str(corpus_dir / "out" / "*.tfrecord"), seq_length=SEQ, max_predictions_per_seq=PREDS,
+        global_batch_size=4, is_training=False)
+    batch = next(iter(pretrain_dataloader.BertPretrainDataLoader(config).load()))
+    np.testing.assert_array_equal(batch["input_word_ids"].numpy(), ours["input_ids"][:4])
+    np.testing.assert_array_equal(batch["input_type_ids"].numpy(), ours["segment_ids"][:4])
+    np.testing.assert_array_equal(batch["masked_lm_ids"].numpy(), ours["masked_lm_ids"][:4])
+    np.testing.assert_array_equal(batch["next_sentence_labels"].numpy(), ours["next_sentence_labels"][:4])
+
+
+def test_cli_reports_one_error_line_naming_the_flag(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "bert_pretrain.data.cli", f"--input={tmp_path}/none*.txt",
+         f"--output_dir={tmp_path}/out"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("bert-pretrain-data:")]
+    assert errors == [f"bert-pretrain-data: error: --input: '{tmp_path}/none*.txt' matches no file; "
+                      "check the path or glob (quote it so the shell does not expand it)"]
+    assert not (tmp_path / "out").exists()
