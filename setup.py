@@ -25,7 +25,7 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "lamb-tf-demo=lamb_tf.demo:main",
+            "lamb-tf-demo=lamb_tf.demo:run",
         ],
     },
 )

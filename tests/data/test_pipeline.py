@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from bert_pretrain.data import Options, DataError, create_pretraining_data, metadata, reader, tfrecords
-from conftest import corpus_text, write_vocab
+from data_helpers import corpus_text, write_vocab
 
 SEQ, PREDS = 32, 5
 
