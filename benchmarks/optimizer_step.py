@@ -9,6 +9,7 @@ process, so a noisy machine slows numerator and denominator alike.
     KERAS_BACKEND=jax python benchmarks/optimizer_step.py --size=large   # GPU, JAX backend
 """
 
+import contextlib
 import gc
 import os
 import statistics
@@ -67,9 +68,12 @@ def make_tf_variables(kind, specs):
         if kind == "tf":
             variables.append(tf.Variable(value, name=path))
         else:
-            scope, leaf = path.rsplit("/", 1)
-            with keras.name_scope(scope, caller=None):
+            *scopes, leaf = path.split("/")
+            with contextlib.ExitStack() as stack:
+                for scope in scopes:  # Keras names hold no '/': nest scopes to get the path
+                    stack.enter_context(keras.name_scope(scope))
                 variables.append(keras.Variable(value, name=leaf))
+            assert variables[-1].path == path, variables[-1].path
     return variables
 
 
