@@ -160,3 +160,22 @@ def test_saved_model_reloads_with_optimizer(tmp_path):
     model.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0)
     for a, b in zip(model.get_weights(), restored.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", ["defaults", "decay_bert_exclusions", "adaptation_explicit"])
+def test_agrees_with_model_garden_lamb(name):
+    """A second, independent implementation of Algorithm 2 (Model Garden's legacy LAMB)."""
+    from official.modeling.optimization import lamb as model_garden
+
+    case = dict(cases.LAMB_CASES[name])
+    ours = run_trajectory(LAMB(**cases.optimizer_kwargs(case, Schedule)))
+    garden = model_garden.LAMB(
+        cases.LEARNING_RATE, weight_decay_rate=case.get("weight_decay", 0.0),
+        exclude_from_weight_decay=case.get("exclude_from_weight_decay"),
+        exclude_from_layer_adaptation=case.get("exclude_from_layer_adaptation"))
+    variables = make_variables()
+    theirs = []
+    for grads in cases.gradients():
+        garden.apply_gradients(zip([tf.constant(g) for g in grads], variables))
+        theirs.append([np.float64(v.numpy()) for v in variables])
+    cases.assert_trajectory_matches(ours, theirs)
