@@ -16,6 +16,7 @@ are shuffled within the block and readers shuffle again across files.
 """
 
 import collections
+import concurrent.futures
 import dataclasses
 import multiprocessing
 import os
@@ -57,7 +58,7 @@ class Options:
     feature_names: str = "v1"
     num_shards: int = 8
     block_bytes: int = 256 * 1024
-    workers: int = 0            # 0: one per CPU core
+    workers: int = 0            # 0: automatic, see _default_workers
     overwrite: bool = False
     progress: bool = True
 
@@ -109,7 +110,11 @@ def _settings(options: Options, source, vocab: vocab_lib.Vocab | None) -> dict:
 
 
 def _prepare_output_dir(options: Options, settings: dict) -> None:
-    tf.io.gfile.makedirs(options.output_dir)
+    try:
+        tf.io.gfile.makedirs(options.output_dir)
+    except tf.errors.OpError as error:
+        raise DataError("output_dir", f"cannot create {options.output_dir!r} ({error.message})",
+                        "choose a writable directory") from None
     existing = metadata_lib.read(options.output_dir)
     ours = [n for n in tf.io.gfile.listdir(options.output_dir)
             if n.startswith("pretrain-") or n in (metadata_lib.FILENAME, VOCAB_FILENAME)]
@@ -118,19 +123,21 @@ def _prepare_output_dir(options: Options, settings: dict) -> None:
                         "pass --overwrite to replace them, or choose another --output_dir")
     if options.overwrite:
         for name in ours:
-            tf.io.gfile.remove(os.path.join(options.output_dir, name))
+            path = os.path.join(options.output_dir, name)
+            if not (options.vocab_file and os.path.normpath(options.vocab_file) == os.path.normpath(path)):
+                tf.io.gfile.remove(path)
     else:
         metadata_lib.refuse_other_settings(options.output_dir, settings, existing)
 
 
-def _resolve_vocab(options: Options, source) -> vocab_lib.Vocab:
-    """Loads --vocab_file, reuses a vocab learned by an interrupted run, or learns one."""
+def _resolve_vocab(options: Options, source, given: vocab_lib.Vocab | None) -> vocab_lib.Vocab:
+    """Copies --vocab_file next to the shards, reuses a vocab learned by an interrupted run, or learns
+    one."""
     target = os.path.join(options.output_dir, VOCAB_FILENAME)
-    if options.vocab_file:
-        vocab = vocab_lib.load_vocab(options.vocab_file)
+    if given:
         if os.path.normpath(options.vocab_file) != os.path.normpath(target):
             tf.io.gfile.copy(options.vocab_file, target, overwrite=True)
-        return vocab
+        return given
     if tf.io.gfile.exists(target):
         return vocab_lib.load_vocab(target)
     _log(f"learning a {options.vocab_size}-token WordPiece vocab from the input ...")
@@ -149,7 +156,7 @@ def create_pretraining_data(options: Options) -> dict:
     given_vocab = vocab_lib.load_vocab(options.vocab_file) if options.vocab_file else None
     settings = _settings(options, source, given_vocab)
     _prepare_output_dir(options, settings)
-    vocab = _resolve_vocab(options, source)
+    vocab = _resolve_vocab(options, source, given_vocab)
 
     read_stats = corpus_lib.ReadStats()
     num_blocks = sum(1 for _ in blocks(source, options.block_bytes, read_stats))
@@ -218,7 +225,7 @@ def _write_shards(options, source, bounds, config, metadata, total_documents) ->
 
     work = ((b, docs) for b, docs in enumerate(blocks(source, options.block_bytes, corpus_lib.ReadStats()))
             if shard_of_block[b] not in done)
-    workers = options.workers or os.cpu_count() or 1
+    workers = options.workers or _default_workers()
     if workers == 1:
         processor = BlockProcessor(config)
         for block_index, documents in work:
@@ -226,6 +233,14 @@ def _write_shards(options, source, bounds, config, metadata, total_documents) ->
     else:
         _run_pool(work, dataclasses.replace(config, single_thread=True), workers, consume)
     progress.update(seen[0], seen[1], final=True)
+
+
+def _default_workers() -> int:
+    """One process per core, except on one or two cores: there a single process (whose Python work
+    is one core and TensorFlow's tokeniser threads the other) measured faster than spawning workers,
+    each of which pays ~5 s of CPU to import TensorFlow and competes with the main process."""
+    cores = os.cpu_count() or 1
+    return 1 if cores <= 2 else cores
 
 
 _processor = None
@@ -242,16 +257,18 @@ def _process(block_index: int, documents: list[list[str]]):
 
 def _run_pool(work, config: WorkerConfig, workers: int, consume) -> None:
     """Spawned (not forked: TensorFlow is not fork-safe) workers, results consumed in block order,
-    at most two blocks per worker in flight."""
+    at most two blocks per worker in flight. A worker that dies raises BrokenProcessPool here
+    instead of hanging, which is why this is not multiprocessing.Pool."""
     context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, initializer=_init_worker, initargs=(config,)) as pool:
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                                                initargs=(config,)) as pool:
         pending = collections.deque()
         for block_index, documents in work:
-            pending.append(pool.apply_async(_process, (block_index, documents)))
+            pending.append(pool.submit(_process, block_index, documents))
             while len(pending) >= 2 * workers:
-                consume(pending.popleft().get())
+                consume(pending.popleft().result())
         while pending:
-            consume(pending.popleft().get())
+            consume(pending.popleft().result())
 
 
 def _log(message: str) -> None:
