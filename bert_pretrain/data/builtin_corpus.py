@@ -10,6 +10,7 @@ depends only on the Python version, never on dict or hash ordering, the file sys
 """
 
 import ast
+import functools
 import os
 import platform
 import sysconfig
@@ -25,12 +26,14 @@ def python_version() -> str:
     return platform.python_version()
 
 
-def load(name: str) -> list[list[str]]:
-    """Returns the named corpus as documents, each a list of sentences."""
+@functools.lru_cache(maxsize=None)
+def load(name: str) -> tuple[tuple[str, ...], ...]:
+    """Returns the named corpus as documents, each a tuple of sentences (cached: parsing the standard
+    library takes seconds)."""
     documents = _topic_documents()
     if name == "python-docs":
         documents += _docstring_documents()
-    return [d for d in documents if d]
+    return tuple(tuple(d) for d in documents if d)
 
 
 def text_to_sentences(text: str) -> list[str]:

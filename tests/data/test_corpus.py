@@ -63,10 +63,10 @@ def test_input_errors_name_the_flag(tmp_path):
 
 def test_builtin_corpus_does_not_depend_on_dict_order(monkeypatch):
     import pydoc_data.topics as topics_module
-    first = builtin_corpus.load("python-topics")
+    first = builtin_corpus.load.__wrapped__("python-topics")
     reversed_topics = dict(reversed(list(topics_module.topics.items())))
     monkeypatch.setattr(topics_module, "topics", reversed_topics)
-    assert builtin_corpus.load("python-topics") == first
+    assert builtin_corpus.load.__wrapped__("python-topics") == first
     assert len(first) == len(reversed_topics) > 50
-    assert first[0] == builtin_corpus.text_to_sentences(reversed_topics[min(reversed_topics)])
+    assert list(first[0]) == builtin_corpus.text_to_sentences(reversed_topics[min(reversed_topics)])
     assert all(s and s == s.strip() for d in first for s in d)
