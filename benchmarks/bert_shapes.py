@@ -4,7 +4,7 @@ checkpoints so that the BERT exclusions (LayerNorm, bias) match what they match 
 base: 110,106,428 parameters in 206 variables; large: 336,226,108 in 398.
 """
 
-SIZES = {"base": (12, 768), "large": (24, 1024)}  # layers, hidden
+SIZES = {"mini": (4, 256), "base": (12, 768), "large": (24, 1024)}  # layers, hidden
 VOCAB, POSITIONS, TYPES = 30522, 512, 2
 
 
