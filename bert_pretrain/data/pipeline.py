@@ -286,6 +286,7 @@ def _print_summary(metadata: dict, seconds: float) -> None:
         f"sentences: {counts['sentences']:,}  tokens: {counts['tokens']:,}  "
         f"[UNK] rate: {100 * metadata['unk_rate']:.3f}%",
         f"instances: {counts['instances']:,} ({counts['masked_tokens']:,} masked tokens) in "
-        f"{len(metadata['shards'])} shard(s), {seconds:.1f} s, {counts['instances'] / seconds:,.0f} instances/s",
+        f"{len(metadata['shards'])} shard(s), {seconds:.1f} s, "
+        f"{counts['instances'] / seconds:,.0f} instances/s",
     ]
     _log("\n".join(lines))

@@ -66,8 +66,8 @@ def _packed_varints(values: np.ndarray) -> tuple[bytes, np.ndarray]:
 
 
 @functools.lru_cache(maxsize=None)
-def _entry_prefix(key: str, list_field: int, payload_len: int) -> tuple[bytes, int]:
-    """Everything before a feature's packed payload, and the entry's total size (with its prefix)."""
+def _entry_prefix(key: str, list_field: int, payload_len: int) -> bytes:
+    """Everything of a feature's map entry that comes before its packed payload."""
     list_msg_len = 1 + len(_varint(payload_len)) + payload_len            # Int64List / FloatList
     feature_len = 1 + len(_varint(list_msg_len)) + list_msg_len           # Feature
     key_bytes = key.encode()
@@ -75,7 +75,7 @@ def _entry_prefix(key: str, list_field: int, payload_len: int) -> tuple[bytes, i
     prefix = (b"\x0a" + _varint(entry_len) + b"\x0a" + _varint(len(key_bytes)) + key_bytes
               + b"\x12" + _varint(feature_len) + bytes([list_field << 3 | 2]) + _varint(list_msg_len)
               + b"\x0a" + _varint(payload_len))
-    return prefix, len(prefix) + payload_len
+    return prefix
 
 
 def encode_examples(features: dict[str, np.ndarray], names: str = "v1") -> list[bytes]:
@@ -97,14 +97,14 @@ def encode_examples(features: dict[str, np.ndarray], names: str = "v1") -> list[
             (data, offsets), field = _packed_varints(values), 3
         sizes = np.diff(offsets)
         if num and (sizes == sizes[0]).all():
-            prefix = np.frombuffer(_entry_prefix(key, field, int(sizes[0]))[0], dtype=np.uint8)
+            prefix = np.frombuffer(_entry_prefix(key, field, int(sizes[0])), dtype=np.uint8)
             payload = np.frombuffer(data, dtype=np.uint8).reshape(num, -1)
             fixed += [np.broadcast_to(prefix, (num, len(prefix))), payload]
             continue
         if fixed:
             runs.append(_matrix_run(fixed))
             fixed = []
-        prefixes = [_entry_prefix(key, field, n)[0] for n in sizes.tolist()]
+        prefixes = [_entry_prefix(key, field, n) for n in sizes.tolist()]
         runs.append((b"".join(p + data[a:b] for p, a, b in zip(prefixes, offsets[:-1].tolist(),
                                                                 offsets[1:].tolist())),
                      np.concatenate([[0], np.cumsum(sizes + [len(p) for p in prefixes])])))

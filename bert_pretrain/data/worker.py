@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from bert_pretrain.data import instances as instances_lib
 from bert_pretrain.data import tfrecords
+from bert_pretrain.data import vocab as vocab_lib
 
 
 @dataclasses.dataclass
@@ -48,12 +49,11 @@ class BlockProcessor:
             tf.config.threading.set_intra_op_parallelism_threads(1)
             tf.config.threading.set_inter_op_parallelism_threads(1)
         self.config = config
-        with tf.io.gfile.GFile(config.vocab_path) as handle:
-            vocab = [line.strip() for line in handle.read().splitlines()]
-        self.unk_id = vocab.index("[UNK]")
+        vocab = vocab_lib.load_vocab(config.vocab_path)
+        self.unk_id = vocab.id("[UNK]")
         self.token_ids = instances_lib.TokenIds(
-            cls=vocab.index("[CLS]"), sep=vocab.index("[SEP]"), mask=vocab.index("[MASK]"),
-            vocab_size=len(vocab), continuation=np.array([t.startswith("##") for t in vocab]))
+            cls=vocab.id("[CLS]"), sep=vocab.id("[SEP]"), mask=vocab.id("[MASK]"),
+            vocab_size=vocab.size, continuation=vocab.continuation_mask())
         self.tokenizer = text.BertTokenizer(config.vocab_path, lower_case=config.lower_case,
                                             token_out_type=tf.int64)
 

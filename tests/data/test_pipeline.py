@@ -27,7 +27,9 @@ def options(tmp_path, out="out", **overrides):
 @pytest.fixture
 def corpus_dir(tmp_path):
     (tmp_path / "corpus1.txt").write_text(corpus_text(40, seed=1))
-    (tmp_path / "corpus2.txt").write_text(corpus_text(30, seed=2) + "\nZzyzx qwv.\nAnother zzyzx.\n")
+    (tmp_path / "corpus2.txt").write_bytes(
+        corpus_text(30, seed=2).encode() + b"\nZzyzx qwv.\nAnother zzyzx \xff\xfe.\n\nAlone.\n")
+    (tmp_path / "corpus3.txt").write_bytes(b"")
     write_vocab(tmp_path / "vocab.txt")
     return tmp_path
 
@@ -55,7 +57,10 @@ def test_output_schema_counts_and_invariants(corpus_dir, capsys):
     n = len(data["input_ids"])
     assert n == counts["instances"] > 100
     assert counts["documents"] == 71 and counts["masked_tokens"] == data["masked_lm_weights"].sum()
-    assert meta["unk_rate"] == counts["unknown_tokens"] / counts["tokens"] and counts["unknown_tokens"] == 4   # zzyzx qwv another zzyzx
+    assert counts["unknown_tokens"] == 5          # zzyzx qwv another zzyzx and the U+FFFD pair
+    assert meta["unk_rate"] == counts["unknown_tokens"] / counts["tokens"]
+    assert meta["input"]["replaced_bytes"] == 2 and meta["input"]["empty_files"] == 1
+    assert meta["input"]["one_sentence_documents"] == 1
     ids, mask, seg = data["input_ids"].copy(), data["input_mask"], data["segment_ids"]
     length = mask.sum(axis=1)
     # undo the masking (a random replacement may be any vocab id, [SEP] included, as in the reference)
@@ -68,7 +73,9 @@ def test_output_schema_counts_and_invariants(corpus_dir, capsys):
     wanted = np.minimum(PREDS, np.maximum(1, np.rint(length * 0.15)))
     np.testing.assert_array_equal(data["masked_lm_weights"].sum(axis=1), wanted)
     summary = capsys.readouterr().err
-    assert "instances: " in summary and "[UNK] rate: " in summary and "documents: 71 used" in summary
+    assert "2 invalid UTF-8 byte(s) replaced" in summary and "1 empty file(s) skipped" in summary
+    assert "documents: 71 used, 1 with one sentence skipped" in summary
+    assert f"instances: {n:,} (" in summary and "[UNK] rate: 0.0" in summary
     metadata.check_compatible(meta, max_seq_length=SEQ, max_predictions_per_seq=PREDS,
                               vocab_sha256=meta["vocab"]["sha256"], do_lower_case=True)
     with pytest.raises(ValueError, match="max_seq_length: data has 32, config wants 128"):
@@ -102,6 +109,40 @@ def test_rerun_skips_complete_shards_and_refuses_other_settings(corpus_dir):
         create_pretraining_data(options(corpus_dir, masked_lm_prob=0.2))
     create_pretraining_data(options(corpus_dir, masked_lm_prob=0.2, overwrite=True))
     assert shard_bytes(out) != before
+
+
+def test_whole_word_masking_uses_the_vocab_pieces(corpus_dir):
+    create_pretraining_data(options(corpus_dir, do_whole_word_mask=True, num_shards=1))
+    data = read_all(corpus_dir / "out")
+    vocab = (corpus_dir / "vocab.txt").read_text().split()
+    piece = np.array([t.startswith("##") for t in vocab])
+    ids = data["input_ids"].copy()
+    real = data["masked_lm_weights"] > 0
+    rows = np.nonzero(real)[0]
+    ids[rows, data["masked_lm_positions"][real]] = data["masked_lm_ids"][real]
+    checked = 0
+    for row, pos in zip(rows, data["masked_lm_positions"][real]):
+        chosen = set(data["masked_lm_positions"][row][real[row]].tolist())
+        if pos + 1 < ids.shape[1] and piece[ids[row, pos + 1]]:
+            assert pos + 1 in chosen            # the rest of the word is masked too
+            checked += 1
+        if piece[ids[row, pos]] and ids[row, pos - 1] not in (2, 3):
+            assert pos - 1 in chosen
+    assert checked > 20
+
+
+def test_builtin_corpus_with_a_learned_vocab(tmp_path):
+    run = Options(input="builtin:python-topics", output_dir=str(tmp_path / "demo"), vocab_size=600,
+                  max_seq_length=64, max_predictions_per_seq=10, dupe_factor=1, num_shards=2,
+                  workers=1, progress=False)
+    meta = create_pretraining_data(run)
+    vocab = (tmp_path / "demo" / "vocab.txt").read_text().split("\n")
+    assert vocab[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] and "##s" in vocab
+    assert meta["vocab"]["size"] == len(vocab) - 1 and meta["settings"]["input"]["builtin"] == "python-topics"
+    assert meta["counts"]["documents"] > 50 and meta["counts"]["instances"] > 1000
+    assert meta["unk_rate"] < 0.01
+    again = create_pretraining_data(run)    # complete: nothing redone, the learned vocab reused
+    assert again["vocab"] == meta["vocab"] and again["counts"] == meta["counts"]
 
 
 def test_bad_vocab_fails_before_any_output(corpus_dir):
