@@ -23,6 +23,8 @@ flags.DEFINE_enum("input_format", _DEFAULTS.input_format, ["bert", "paragraphs"]
                   "sentences by a rule-based splitter. Both: a blank line between documents.")
 flags.DEFINE_string("vocab_file", None, "Existing WordPiece vocab; omit to learn one from the input.")
 flags.DEFINE_integer("vocab_size", _DEFAULTS.vocab_size, "Size of a learned vocab.")
+flags.DEFINE_float("vocab_sample_mb", _DEFAULTS.vocab_sample_mb,
+                   "Learn the vocab from the first this-many MB of text (learning is slow).")
 flags.DEFINE_bool("do_lower_case", _DEFAULTS.do_lower_case, "Lower-case and strip accents.")
 flags.DEFINE_integer("max_seq_length", _DEFAULTS.max_seq_length, "Tokens per instance.")
 flags.DEFINE_integer("max_predictions_per_seq", _DEFAULTS.max_predictions_per_seq,

@@ -47,6 +47,7 @@ class Options:
     input_format: str = "bert"
     vocab_file: str | None = None
     vocab_size: int = 30522
+    vocab_sample_mb: float = 100.0   # learn the vocab from the first this-many MB of text
     do_lower_case: bool = True
     max_seq_length: int = 128
     max_predictions_per_seq: int = 20
@@ -76,6 +77,7 @@ def validate(options: Options) -> None:
         ("block_bytes", options.block_bytes >= 1024, "use at least 1024"),
         ("workers", options.workers >= 0, "use 0 (one per core) or more"),
         ("vocab_size", options.vocab_size > len(vocab_lib.RESERVED_TOKENS), "use a larger value"),
+        ("vocab_sample_mb", options.vocab_sample_mb > 0, "use a positive number of megabytes"),
         ("feature_names", options.feature_names in tfrecords.FEATURE_NAMES, "use v1 or v2"),
         ("random_seed", options.random_seed >= 0, "use a non-negative integer"),
         ("output_dir", bool(options.output_dir), "give a directory for the shards"),
@@ -105,7 +107,8 @@ def _settings(options: Options, source, vocab: vocab_lib.Vocab | None) -> dict:
             "feature_names", "num_shards", "block_bytes")
     settings = {k: getattr(options, k) for k in keys}
     settings["input"] = source.fingerprint()
-    settings["vocab"] = {"sha256": vocab.sha256} if vocab else {"learned_size": options.vocab_size}
+    settings["vocab"] = {"sha256": vocab.sha256} if vocab else {
+        "learned_size": options.vocab_size, "sample_mb": options.vocab_sample_mb}
     return settings
 
 
@@ -142,21 +145,25 @@ def _resolve_vocab(options: Options, source, given: vocab_lib.Vocab | None) -> v
         return vocab_lib.load_vocab(target)
     _log(f"learning a {options.vocab_size}-token WordPiece vocab from the input ...")
 
-    def sentences():
+    def sentences():   # the first vocab_sample_mb of text: the learner's time grows with its input
+        budget = options.vocab_sample_mb * 1e6
         for document in source.documents(corpus_lib.ReadStats()):
             yield from document
+            budget -= sum(len(s) for s in document)
+            if budget <= 0:
+                return
     return vocab_lib.learn_vocab(sentences, target, options.vocab_size, options.do_lower_case)
 
 
 def create_pretraining_data(options: Options) -> dict:
     """Runs the whole job and returns the metadata written next to the shards."""
-    started = time.monotonic()
     validate(options)
     source = corpus_lib.open_source(options.input, options.input_format)
     given_vocab = vocab_lib.load_vocab(options.vocab_file) if options.vocab_file else None
     settings = _settings(options, source, given_vocab)
     _prepare_output_dir(options, settings)
     vocab = _resolve_vocab(options, source, given_vocab)
+    started = time.monotonic()   # the summary's rate is for making data, not learning the vocab
 
     read_stats = corpus_lib.ReadStats()
     num_blocks = sum(1 for _ in blocks(source, options.block_bytes, read_stats))
