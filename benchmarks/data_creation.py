@@ -39,10 +39,11 @@ def _run(label: str, input_spec: str, vocab_file: str, args, workdir: str) -> No
     meta = create_pretraining_data(options)
     seconds = time.perf_counter() - start
     instances, megabytes = meta["counts"]["instances"], meta["input"]["input_bytes"] / 1e6
+    workers = args.workers or pipeline._default_workers(  # pylint: disable=protected-access
+        meta["input"]["input_bytes"], args.dupe_factor)
     print(f"{label}: {instances:,} instances from {megabytes:.1f} MB in {seconds:.1f} s → "
           f"{instances / seconds:,.0f} instances/s, {megabytes / seconds:.2f} input MB/s "
-          f"(seq 128, dupe_factor {args.dupe_factor}, "
-          f"workers {args.workers or pipeline._default_workers()})",  # pylint: disable=protected-access
+          f"(seq 128, dupe_factor {args.dupe_factor}, workers {workers})",
           flush=True)
 
 

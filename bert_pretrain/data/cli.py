@@ -40,7 +40,7 @@ flags.DEFINE_integer("num_shards", _DEFAULTS.num_shards, "Number of output TFRec
 flags.DEFINE_integer("block_bytes", _DEFAULTS.block_bytes,
                      "Text per work unit; also the pool random next sentences are drawn from.")
 flags.DEFINE_integer("workers", _DEFAULTS.workers, "Worker processes; 1 = in-process; 0 = one per "
-                     "core, or in-process on a machine with 1 or 2 cores (measured faster there).")
+                     "core, or in-process for small jobs (input MB x dupe_factor < 300).")
 flags.DEFINE_bool("overwrite", _DEFAULTS.overwrite, "Replace data made with other settings.")
 flags.DEFINE_bool("progress", _DEFAULTS.progress, "Show a progress line on stderr.")
 flags.mark_flags_as_required(["input", "output_dir"])
