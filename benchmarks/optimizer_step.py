@@ -2,7 +2,7 @@
 
 TensorFlow (default): each optimizer gets fresh variables and the same gradients; a
 `tf.function` applies them, with and without XLA. "first" is the first call (trace + compile +
-one step), "step" the median of --steps later calls. Ratios are to Keras Adam measured in this
+one step), "step" the median of --steps later calls, taken round-robin over the rows. Ratios are to Keras Adam measured in this
 process, so a noisy machine slows numerator and denominator alike.
 
     python benchmarks/optimizer_step.py --size=base            # 2-core CPU, TF backend
@@ -84,7 +84,8 @@ def _prod(shape):
     return count
 
 
-def time_tf_row(kind, factory, specs, grads, xla):
+def prepare_tf_row(kind, factory, specs, grads, xla):
+    """Builds the row and runs its first step; returns (timed step function, first, slots)."""
     import tensorflow as tf
 
     variables = make_tf_variables(kind, specs)
@@ -102,12 +103,9 @@ def time_tf_row(kind, factory, specs, grads, xla):
 
     first = timed()
     timed()  # warm-up
-    steps = [timed() for _ in range(FLAGS.steps)]
     state = optimizer.variables() if callable(optimizer.variables) else optimizer.variables
     slots = sum(_prod(v.shape) for v in state if len(v.shape) > 0)
-    del apply, optimizer, variables
-    gc.collect()
-    return first, statistics.median(steps), slots
+    return timed, first, slots
 
 
 def run_tensorflow(specs):
@@ -121,8 +119,16 @@ def run_tensorflow(specs):
     print(f"TensorFlow {tf.__version__}, BERT-{FLAGS.size}: {params:,} parameters in "
           f"{len(specs)} variables, {os.cpu_count()} CPUs")
     for mode in FLAGS.modes:
-        results = {name: time_tf_row(*rows[name], specs, grads, xla=(mode == "xla"))
-                   for name in names}
+        prepared = {name: prepare_tf_row(*rows[name], specs, grads, xla=(mode == "xla"))
+                    for name in names}
+        steps = {name: [] for name in names}
+        for _ in range(FLAGS.steps):  # round-robin, so load changes hit every row alike
+            for name in names:
+                steps[name].append(prepared[name][0]())
+        results = {name: (first, statistics.median(steps[name]), slots)
+                   for name, (_, first, slots) in prepared.items()}
+        del prepared
+        gc.collect()
         base_first, base_step, _ = results["keras Adam"]
         print(f"\n[{mode}] {'optimizer':24s} {'step s':>8s} {'×Adam':>6s} {'first s':>8s} "
               f"{'×Adam':>6s} {'state/params':>12s}")

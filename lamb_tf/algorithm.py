@@ -15,7 +15,7 @@ class ArrayOps:
     """The few array operations the update rules need, from one backend."""
 
     sqrt: Callable
-    sum: Callable  # sum over all elements, returning a scalar
+    sum: Callable  # sum(x, axis=None, keepdims=False)
     where: Callable
     minimum: Callable
     maximum: Callable
@@ -48,10 +48,19 @@ def _clamp(xp, value, low, high):
     return value
 
 
-def trust_ratio(xp: ArrayOps, x, update, bounds: TrustRatioBounds) -> TrustRatio:
-    """φ(‖x‖) / ‖update‖, and 1 where either norm is zero (a fresh zero variable, a zero update)."""
-    x_norm = xp.sqrt(xp.sum(x * x))
-    update_norm = xp.sqrt(xp.sum(update * update))
+def _norm(xp, t, stacked):
+    if not stacked:
+        return xp.sqrt(xp.sum(t * t))
+    return xp.sqrt(xp.sum(t * t, axis=tuple(range(1, len(t.shape))), keepdims=True))
+
+
+def trust_ratio(xp: ArrayOps, x, update, bounds: TrustRatioBounds, stacked=False) -> TrustRatio:
+    """φ(‖x‖) / ‖update‖, and 1 where either norm is zero (a fresh zero variable, a zero update).
+
+    `stacked`: axis 0 indexes several variables of one shape, each with its own ratio.
+    """
+    x_norm = _norm(xp, x, stacked)
+    update_norm = _norm(xp, update, stacked)
     both_positive = (x_norm > 0.0) & (update_norm > 0.0)
     phi = _clamp(xp, x_norm, bounds.phi_min, bounds.phi_max)
     ratio = _clamp(xp, phi / xp.where(both_positive, update_norm, 1.0),
@@ -61,12 +70,13 @@ def trust_ratio(xp: ArrayOps, x, update, bounds: TrustRatioBounds) -> TrustRatio
 
 def lamb_step(xp: ArrayOps, x, g, m, v, *, learning_rate, beta_1, beta_2, epsilon,
               bias_correction_1, bias_correction_2, weight_decay, layer_adaptation: bool,
-              bounds: TrustRatioBounds):
+              bounds: TrustRatioBounds, stacked=False):
     """One step of LAMB (You et al. 2020, Algorithm 2) for one variable.
 
     `bias_correction_k` is 1 - β_k^t (or 1 when bias correction is off), computed once per step
     by the caller. `weight_decay` is 0 for variables excluded from decay; a variable excluded
-    from layer adaptation takes ratio 1, i.e. a plain Adam step with decay.
+    from layer adaptation takes ratio 1, i.e. a plain Adam step with decay. `stacked`: the
+    arrays hold several same-shape variables along axis 0, one trust ratio each.
     Returns (new x, new m, new v, TrustRatio or None).
     """
     m = beta_1 * m + (1.0 - beta_1) * g
@@ -76,12 +86,12 @@ def lamb_step(xp: ArrayOps, x, g, m, v, *, learning_rate, beta_1, beta_2, epsilo
     update = m_hat / (xp.sqrt(v_hat) + epsilon) + weight_decay * x
     if not layer_adaptation:
         return x - learning_rate * update, m, v, None
-    ratio = trust_ratio(xp, x, update, bounds)
+    ratio = trust_ratio(xp, x, update, bounds, stacked)
     return x - (learning_rate * ratio.ratio) * update, m, v, ratio
 
 
 def lars_step(xp: ArrayOps, x, g, m, *, learning_rate, momentum, weight_decay,
-              layer_adaptation: bool, bounds: TrustRatioBounds):
+              layer_adaptation: bool, bounds: TrustRatioBounds, stacked=False):
     """One step of LARS (You et al. 2020, Algorithm 1) for one variable.
 
     m_t = β1·m + (1-β1)·(g + λ·x);  x ← x - η·φ(‖x‖)/‖m_t‖·m_t.
@@ -90,5 +100,5 @@ def lars_step(xp: ArrayOps, x, g, m, *, learning_rate, momentum, weight_decay,
     m = momentum * m + (1.0 - momentum) * (g + weight_decay * x)
     if not layer_adaptation:
         return x - learning_rate * m, m, None
-    ratio = trust_ratio(xp, x, m, bounds)
+    ratio = trust_ratio(xp, x, m, bounds, stacked)
     return x - (learning_rate * ratio.ratio) * m, m, ratio

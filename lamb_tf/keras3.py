@@ -9,7 +9,7 @@ from keras import ops
 
 from lamb_tf import algorithm
 from lamb_tf.options import (LambOptions, LarsOptions, LayerwiseOptimizerMixin,
-                             check_learning_rate, nvlamb_global_clipnorm)
+                             check_learning_rate, nvlamb_global_clipnorm, stack_groups)
 
 KERAS_OPS = algorithm.ArrayOps(sqrt=ops.sqrt, sum=ops.sum, where=ops.where,
                                minimum=ops.minimum, maximum=ops.maximum)
@@ -24,7 +24,8 @@ def _dense(gradient, shape):
 
 
 class _LayerwiseOptimizer(LayerwiseOptimizerMixin, keras.optimizers.Optimizer):
-    """Per-variable plans, float32 math, diagnostics, and clipping after the replica sum."""
+    """Per-variable plans, float32 math, stacked small variables, diagnostics, and clipping
+    after the replica sum. Subclasses define `_build_slots` and `_step`."""
 
     def __init__(self, learning_rate, options, name, **kwargs):
         check_learning_rate(learning_rate)
@@ -41,7 +42,8 @@ class _LayerwiseOptimizer(LayerwiseOptimizerMixin, keras.optimizers.Optimizer):
             return
         super().build(variables)
         self._plans = self._make_plans(variables)
-        self._build_slots(variables)
+        self._stacks = stack_groups(self._plans, variables)
+        self._slots = self._build_slots(variables)
         if self._options.record_trust_ratios:
             self._trust_ratio_stats = [
                 self.add_variable((3,), dtype="float32",
@@ -49,17 +51,49 @@ class _LayerwiseOptimizer(LayerwiseOptimizerMixin, keras.optimizers.Optimizer):
                 if plan.layer_adaptation else None
                 for plan in self._plans]
 
-    def _record(self, index, ratio):
-        if ratio is not None and self._options.record_trust_ratios:
-            self.assign(self._trust_ratio_stats[index],
-                        ops.stack([ratio.x_norm, ratio.update_norm, ratio.ratio]))
-
     def update_step(self, gradient, variable, learning_rate):
-        index = self._get_variable_index(variable)
-        x = ops.cast(variable, "float32")
-        g = ops.cast(_dense(gradient, tuple(variable.shape)), "float32")
-        self._update(index, variable, x, g, ops.cast(learning_rate, "float32"),
-                     ops.cast(self.iterations + 1, "float32"))
+        self._update([self._get_variable_index(variable)], [variable], [gradient],
+                     learning_rate)
+
+    def _update(self, indices, variables, gradients, learning_rate):
+        """Updates one variable, or several of one shape and plan stacked along a new axis 0."""
+        stacked = len(indices) > 1
+
+        def as_array(values):
+            values = [ops.cast(value, "float32") for value in values]
+            return ops.stack(values) if stacked else values[0]
+
+        def part(array, k):
+            return array[k] if stacked else array
+
+        x = as_array(variables)
+        g = as_array([_dense(g, tuple(v.shape)) for g, v in zip(gradients, variables)])
+        slots = [as_array([slot[i] for i in indices]) for slot in self._slots]
+        new_x, new_slots, ratio = self._step(
+            self._plans[indices[0]], x, g, slots, ops.cast(learning_rate, "float32"),
+            ops.cast(self.iterations + 1, "float32"), stacked)
+        for k, (index, variable) in enumerate(zip(indices, variables)):
+            self.assign(variable, ops.cast(part(new_x, k), variable.dtype))
+            for slot, value in zip(self._slots, new_slots):
+                self.assign(slot[index], ops.cast(part(value, k), slot[index].dtype))
+            if ratio is not None and self._options.record_trust_ratios:
+                self.assign(self._trust_ratio_stats[index], ops.stack([
+                    ops.reshape(part(norm, k), ()) for norm in
+                    (ratio.x_norm, ratio.update_norm, ratio.ratio)]))
+
+    def _update_all(self, grads, variables, learning_rate):
+        """Small variables in stacks, the rest one by one (outside tf.distribute)."""
+        position = {self._get_variable_index(v): k for k, v in enumerate(variables)}
+        done = set()
+        for group in self._stacks:
+            members = [index for index in group if index in position]
+            if len(members) > 1:
+                self._update(members, [variables[position[i]] for i in members],
+                             [grads[position[i]] for i in members], learning_rate)
+                done.update(members)
+        for index, k in position.items():
+            if index not in done:
+                self._update([index], [variables[k]], [grads[k]], learning_rate)
 
     def _clip_gradients(self, grads):
         # Keras clips here, which on TensorFlow is before the cross-replica gradient sum;
@@ -68,10 +102,14 @@ class _LayerwiseOptimizer(LayerwiseOptimizerMixin, keras.optimizers.Optimizer):
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
         if keras.backend.backend() != "tensorflow":
-            return super()._backend_update_step(
-                super()._clip_gradients(grads), trainable_variables, learning_rate)
+            return self._update_all(super()._clip_gradients(grads), trainable_variables,
+                                    learning_rate)
         import tensorflow as tf  # the TensorFlow backend is in use, so it is installed
 
+        if not tf.distribute.has_strategy():
+            return self._update_all(super()._clip_gradients(grads), trainable_variables,
+                                    learning_rate)
+        # tf.distribute updates each variable in its own context: no stacking here.
         variables = [getattr(v, "value", v) for v in trainable_variables]
         summed = self._all_reduce_sum_gradients(list(zip(grads, variables)))
         clipped = super()._clip_gradients([grad for grad, _ in summed])
@@ -132,23 +170,18 @@ class LAMB(_LayerwiseOptimizer):
         super().__init__(learning_rate, options, name, **kwargs)
 
     def _build_slots(self, variables):
-        self._momentums, self._velocities = self.add_optimizer_variables(
-            variables, ["momentum", "velocity"])
+        return self.add_optimizer_variables(variables, ["momentum", "velocity"])
 
-    def _update(self, index, variable, x, g, learning_rate, step):
-        o, plan = self._options, self._plans[index]
-        m, v = self._momentums[index], self._velocities[index]
-        new_x, new_m, new_v, ratio = algorithm.lamb_step(
-            KERAS_OPS, x, g, ops.cast(m, "float32"), ops.cast(v, "float32"),
-            learning_rate=learning_rate, beta_1=o.beta_1, beta_2=o.beta_2, epsilon=o.epsilon,
+    def _step(self, plan, x, g, slots, learning_rate, step, stacked):
+        o = self._options
+        new_x, m, v, ratio = algorithm.lamb_step(
+            KERAS_OPS, x, g, *slots, learning_rate=learning_rate, beta_1=o.beta_1,
+            beta_2=o.beta_2, epsilon=o.epsilon,
             bias_correction_1=1.0 - ops.power(o.beta_1, step) if o.bias_correction else 1.0,
             bias_correction_2=1.0 - ops.power(o.beta_2, step) if o.bias_correction else 1.0,
             weight_decay=plan.weight_decay, layer_adaptation=plan.layer_adaptation,
-            bounds=o.bounds)
-        self.assign(m, ops.cast(new_m, m.dtype))
-        self.assign(v, ops.cast(new_v, v.dtype))
-        self.assign(variable, ops.cast(new_x, variable.dtype))
-        self._record(index, ratio)
+            bounds=o.bounds, stacked=stacked)
+        return new_x, (m, v), ratio
 
 
 @keras.saving.register_keras_serializable(package="lamb_tf")
@@ -177,15 +210,12 @@ class LARS(_LayerwiseOptimizer):
         super().__init__(learning_rate, options, name, **kwargs)
 
     def _build_slots(self, variables):
-        self._momentums = self.add_optimizer_variables(variables, "momentum")
+        return (self.add_optimizer_variables(variables, "momentum"),)
 
-    def _update(self, index, variable, x, g, learning_rate, step):
-        o, plan = self._options, self._plans[index]
-        m = self._momentums[index]
-        new_x, new_m, ratio = algorithm.lars_step(
-            KERAS_OPS, x, g, ops.cast(m, "float32"), learning_rate=learning_rate,
-            momentum=o.momentum, weight_decay=plan.weight_decay,
-            layer_adaptation=plan.layer_adaptation, bounds=o.bounds)
-        self.assign(m, ops.cast(new_m, m.dtype))
-        self.assign(variable, ops.cast(new_x, variable.dtype))
-        self._record(index, ratio)
+    def _step(self, plan, x, g, slots, learning_rate, step, stacked):
+        o = self._options
+        new_x, m, ratio = algorithm.lars_step(
+            KERAS_OPS, x, g, *slots, learning_rate=learning_rate, momentum=o.momentum,
+            weight_decay=plan.weight_decay, layer_adaptation=plan.layer_adaptation,
+            bounds=o.bounds, stacked=stacked)
+        return new_x, (m,), ratio

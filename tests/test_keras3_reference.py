@@ -4,12 +4,14 @@ test_jax_backend.py runs this same module under KERAS_BACKEND=jax with TensorFlo
 """
 
 import copy
+import dataclasses
 
 import keras
 import numpy as np
 import pytest
 
 import cases
+from lamb_tf import options
 from lamb_tf.keras3 import LAMB, LARS
 
 
@@ -183,3 +185,31 @@ def test_loss_scale_optimizer_skips_non_finite_steps():
     slots_after = [keras.ops.convert_to_numpy(v) for v in optimizer.inner_optimizer.variables]
     for before, after in zip(slots_before, slots_after):
         np.testing.assert_array_equal(before, after)
+
+
+@pytest.mark.parametrize("optimizer_class", [LAMB, LARS])
+def test_stacked_small_variables_equal_one_by_one(optimizer_class, monkeypatch):
+    rng = np.random.default_rng(7)
+    values = [rng.normal(size=(16,)).astype("float32") for _ in range(5)]
+    values.append(np.zeros(16, "float32"))  # ratio 1 inside a stack
+    grads = [[rng.normal(size=(16,)).astype("float32") for _ in values] for _ in range(5)]
+
+    def run(max_stacked_size):
+        monkeypatch.setattr(options, "MAX_STACKED_SIZE", max_stacked_size)
+        variables = [keras.Variable(v, name=f"w{i}") for i, v in enumerate(values)]
+        optimizer = optimizer_class(learning_rate=0.01, weight_decay=0.01,
+                                    record_trust_ratios=True)
+        for step_grads in grads:
+            optimizer.apply_gradients(zip([keras.ops.convert_to_tensor(g) for g in step_grads],
+                                          variables))
+        assert len(optimizer._stacks) == (1 if max_stacked_size else 0)
+        return [keras.ops.convert_to_numpy(v) for v in variables], optimizer.trust_ratios()
+
+    stacked, stacked_ratios = run(1 << 16)
+    one_by_one, ratios = run(0)
+    for a, b in zip(stacked, one_by_one):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert stacked_ratios.keys() == ratios.keys()
+    for path in ratios:
+        np.testing.assert_allclose(dataclasses.astuple(stacked_ratios[path]),
+                                   dataclasses.astuple(ratios[path]), rtol=1e-6)
