@@ -7,11 +7,11 @@ TensorFlow and JAX backends. The math lives in `lamb_tf.algorithm`.
 import keras
 from keras import ops
 
-from lamb_tf import algorithm
+from lamb_tf.algorithm import ArrayOps
 from lamb_tf.options import (LambOptions, LarsOptions, LayerwiseOptimizerMixin,
-                             check_learning_rate, nvlamb_global_clipnorm, stack_groups)
+                             check_learning_rate, split_arguments, stack_groups)
 
-KERAS_OPS = algorithm.ArrayOps(sqrt=ops.sqrt, sum=ops.sum, where=ops.where,
+KERAS_OPS = ArrayOps(sqrt=ops.sqrt, sum=ops.sum, where=ops.where,
                                minimum=ops.minimum, maximum=ops.maximum)
 
 
@@ -25,7 +25,7 @@ def _dense(gradient, shape):
 
 class _LayerwiseOptimizer(LayerwiseOptimizerMixin, keras.optimizers.Optimizer):
     """Per-variable plans, float32 math, stacked small variables, diagnostics, and clipping
-    after the replica sum. Subclasses define `_build_slots` and `_step`."""
+    after the replica sum. The update rule comes from the options (`LambOptions.step`)."""
 
     def __init__(self, learning_rate, options, name, **kwargs):
         check_learning_rate(learning_rate)
@@ -43,7 +43,8 @@ class _LayerwiseOptimizer(LayerwiseOptimizerMixin, keras.optimizers.Optimizer):
         super().build(variables)
         self._plans = self._make_plans(variables)
         self._stacks = stack_groups(self._plans, variables)
-        self._slots = self._build_slots(variables)
+        self._slots = [self.add_optimizer_variables(variables, name)
+                       for name in self._options.slot_names]
         if self._options.record_trust_ratios:
             self._trust_ratio_stats = [
                 self.add_variable((3,), dtype="float32",
@@ -69,8 +70,8 @@ class _LayerwiseOptimizer(LayerwiseOptimizerMixin, keras.optimizers.Optimizer):
         x = as_array(variables)
         g = as_array([_dense(g, tuple(v.shape)) for g, v in zip(gradients, variables)])
         slots = [as_array([slot[i] for i in indices]) for slot in self._slots]
-        new_x, new_slots, ratio = self._step(
-            self._plans[indices[0]], x, g, slots, ops.cast(learning_rate, "float32"),
+        new_x, new_slots, ratio = self._options.step(
+            KERAS_OPS, self._plans[indices[0]], x, g, slots, ops.cast(learning_rate, "float32"),
             ops.cast(self.iterations + 1, "float32"), stacked)
         for k, (index, variable) in enumerate(zip(indices, variables)):
             self.assign(variable, ops.cast(part(new_x, k), variable.dtype))
@@ -158,30 +159,8 @@ class LAMB(_LayerwiseOptimizer):
                  exclude_from_layer_adaptation=None, bias_correction=True, phi_min=None,
                  phi_max=None, min_trust_ratio=None, max_trust_ratio=None, nvlamb=False,
                  record_trust_ratios=False, name="lamb", **kwargs):
-        options = LambOptions(
-            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, weight_decay=weight_decay,
-            exclude_from_weight_decay=exclude_from_weight_decay,
-            exclude_from_layer_adaptation=exclude_from_layer_adaptation,
-            bias_correction=bias_correction, phi_min=phi_min, phi_max=phi_max,
-            min_trust_ratio=min_trust_ratio, max_trust_ratio=max_trust_ratio, nvlamb=nvlamb,
-            record_trust_ratios=record_trust_ratios)
-        kwargs["global_clipnorm"] = nvlamb_global_clipnorm(
-            nvlamb, kwargs.get("global_clipnorm"), kwargs.get("clipnorm"), kwargs.get("clipvalue"))
+        options, kwargs = split_arguments(LambOptions, locals())
         super().__init__(learning_rate, options, name, **kwargs)
-
-    def _build_slots(self, variables):
-        return self.add_optimizer_variables(variables, ["momentum", "velocity"])
-
-    def _step(self, plan, x, g, slots, learning_rate, step, stacked):
-        o = self._options
-        new_x, m, v, ratio = algorithm.lamb_step(
-            KERAS_OPS, x, g, *slots, learning_rate=learning_rate, beta_1=o.beta_1,
-            beta_2=o.beta_2, epsilon=o.epsilon,
-            bias_correction_1=1.0 - ops.power(o.beta_1, step) if o.bias_correction else 1.0,
-            bias_correction_2=1.0 - ops.power(o.beta_2, step) if o.bias_correction else 1.0,
-            weight_decay=plan.weight_decay, layer_adaptation=plan.layer_adaptation,
-            bounds=o.bounds, stacked=stacked)
-        return new_x, (m, v), ratio
 
 
 @keras.saving.register_keras_serializable(package="lamb_tf")
@@ -201,21 +180,5 @@ class LARS(_LayerwiseOptimizer):
                  exclude_from_weight_decay=None, exclude_from_layer_adaptation=None,
                  phi_min=None, phi_max=None, min_trust_ratio=None, max_trust_ratio=None,
                  record_trust_ratios=False, name="lars", **kwargs):
-        options = LarsOptions(
-            momentum=momentum, weight_decay=weight_decay,
-            exclude_from_weight_decay=exclude_from_weight_decay,
-            exclude_from_layer_adaptation=exclude_from_layer_adaptation, phi_min=phi_min,
-            phi_max=phi_max, min_trust_ratio=min_trust_ratio, max_trust_ratio=max_trust_ratio,
-            record_trust_ratios=record_trust_ratios)
+        options, kwargs = split_arguments(LarsOptions, locals())
         super().__init__(learning_rate, options, name, **kwargs)
-
-    def _build_slots(self, variables):
-        return (self.add_optimizer_variables(variables, "momentum"),)
-
-    def _step(self, plan, x, g, slots, learning_rate, step, stacked):
-        o = self._options
-        new_x, m, ratio = algorithm.lars_step(
-            KERAS_OPS, x, g, *slots, learning_rate=learning_rate, momentum=o.momentum,
-            weight_decay=plan.weight_decay, layer_adaptation=plan.layer_adaptation,
-            bounds=o.bounds, stacked=stacked)
-        return new_x, (m,), ratio

@@ -10,6 +10,7 @@ import numbers
 import re
 from typing import Optional, Tuple
 
+from lamb_tf import algorithm
 from lamb_tf.algorithm import TrustRatio, TrustRatioBounds
 
 Patterns = Optional[Tuple[str, ...]]
@@ -143,6 +144,8 @@ class LambOptions(LayerwiseOptions):
     bias_correction: bool = True
     nvlamb: bool = False
 
+    slot_names = ("momentum", "velocity")
+
     def __post_init__(self):
         super().__post_init__()
         object.__setattr__(self, "beta_1", _check_number("beta_1", self.beta_1, 0.0, 1.0,
@@ -160,16 +163,35 @@ class LambOptions(LayerwiseOptions):
                     "`exclude_from_layer_adaptation` or set nvlamb=False.")
             object.__setattr__(self, "exclude_from_layer_adaptation", ())
 
+    def step(self, xp, plan, x, g, slots, learning_rate, step, stacked=False):
+        """Algorithm 2 with these hyperparameters; `step` is the 1-based float step t."""
+        new_x, m, v, ratio = algorithm.lamb_step(
+            xp, x, g, *slots, learning_rate=learning_rate, beta_1=self.beta_1,
+            beta_2=self.beta_2, epsilon=self.epsilon,
+            bias_correction_1=1.0 - self.beta_1 ** step if self.bias_correction else 1.0,
+            bias_correction_2=1.0 - self.beta_2 ** step if self.bias_correction else 1.0,
+            weight_decay=plan.weight_decay, layer_adaptation=plan.layer_adaptation,
+            bounds=self.bounds, stacked=stacked)
+        return new_x, (m, v), ratio
 
-def nvlamb_global_clipnorm(nvlamb: bool, global_clipnorm, clipnorm, clipvalue):
-    """NVLAMB divides all gradients by their global norm when it exceeds 1: global_clipnorm=1."""
-    if not nvlamb:
-        return global_clipnorm
-    if clipnorm is not None or clipvalue is not None or global_clipnorm not in (None, 1.0):
-        raise ValueError(
-            "`nvlamb=True` clips gradients to global norm 1.0 itself; drop `clipnorm`, "
-            "`clipvalue` and `global_clipnorm` (or set global_clipnorm=1.0).")
-    return 1.0
+
+def split_arguments(options_class, arguments: dict):
+    """An optimizer's `__init__` arguments (its `locals()`) as (options, base-class kwargs).
+
+    Both flavours declare the same signature; this keeps the sorting of it in one place.
+    NVLAMB divides all gradients by their global norm when it exceeds 1: global_clipnorm=1.
+    """
+    names = {field.name for field in dataclasses.fields(options_class)}
+    options = options_class(**{k: v for k, v in arguments.items() if k in names})
+    kwargs = dict(arguments["kwargs"])
+    if getattr(options, "nvlamb", False):
+        if (kwargs.get("clipnorm") is not None or kwargs.get("clipvalue") is not None
+                or kwargs.get("global_clipnorm") not in (None, 1.0)):
+            raise ValueError(
+                "`nvlamb=True` clips gradients to global norm 1.0 itself; drop `clipnorm`, "
+                "`clipvalue` and `global_clipnorm` (or set global_clipnorm=1.0).")
+        kwargs["global_clipnorm"] = 1.0
+    return options, kwargs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,10 +200,20 @@ class LarsOptions(LayerwiseOptions):
 
     momentum: float = 0.9
 
+    slot_names = ("momentum",)
+
     def __post_init__(self):
         super().__post_init__()
         object.__setattr__(self, "momentum", _check_number("momentum", self.momentum, 0.0, 1.0,
                                                            high_open=True))
+
+    def step(self, xp, plan, x, g, slots, learning_rate, step, stacked=False):
+        """Algorithm 1 with these hyperparameters (`step` unused: LARS has no bias correction)."""
+        new_x, m, ratio = algorithm.lars_step(
+            xp, x, g, *slots, learning_rate=learning_rate, momentum=self.momentum,
+            weight_decay=plan.weight_decay, layer_adaptation=plan.layer_adaptation,
+            bounds=self.bounds, stacked=stacked)
+        return new_x, (m,), ratio
 
 
 def exclusion_patterns(var_names=None, var_paths=None):

@@ -9,11 +9,11 @@ import re
 import tensorflow as tf
 import tf_keras
 
-from lamb_tf import algorithm
+from lamb_tf.algorithm import ArrayOps
 from lamb_tf.options import (LambOptions, LarsOptions, LayerwiseOptimizerMixin,
-                             check_learning_rate, nvlamb_global_clipnorm)
+                             check_learning_rate, split_arguments)
 
-TF_OPS = algorithm.ArrayOps(sqrt=tf.sqrt, sum=tf.reduce_sum, where=tf.where,
+TF_OPS = ArrayOps(sqrt=tf.sqrt, sum=tf.reduce_sum, where=tf.where,
                             minimum=tf.minimum, maximum=tf.maximum)
 
 _Schedule = tf_keras.optimizers.schedules.LearningRateSchedule
@@ -55,7 +55,8 @@ class _LayerwiseOptimizer(LayerwiseOptimizerMixin, tf_keras.optimizers.Optimizer
             return
         self._built = True
         self._plans = self._make_plans(var_list)
-        self._build_slots(var_list)
+        self._slots = [[self.add_variable_from_reference(model_variable=var, variable_name=name)
+                        for var in var_list] for name in self._options.slot_names]
         if self._options.record_trust_ratios:
             self._trust_ratio_stats = [
                 self.add_variable((3,), dtype=tf.float32,
@@ -63,21 +64,20 @@ class _LayerwiseOptimizer(LayerwiseOptimizerMixin, tf_keras.optimizers.Optimizer
                 if plan.layer_adaptation else None
                 for plan in self._plans]
 
-    def _record(self, index, ratio):
+    def update_step(self, gradient, variable):
+        index = self._index_dict[self._var_key(variable)]
+        slots = [slot[index] for slot in self._slots]
+        new_x, new_slots, ratio = self._options.step(
+            TF_OPS, self._plans[index], tf.cast(variable, tf.float32),
+            tf.cast(tf.convert_to_tensor(gradient), tf.float32),  # densifies IndexedSlices
+            [tf.cast(slot, tf.float32) for slot in slots],
+            tf.cast(self.learning_rate, tf.float32), tf.cast(self.iterations + 1, tf.float32))
+        variable.assign(tf.cast(new_x, variable.dtype))
+        for slot, value in zip(slots, new_slots):
+            slot.assign(tf.cast(value, slot.dtype))
         if ratio is not None and self._options.record_trust_ratios:
             self._trust_ratio_stats[index].assign(
                 tf.stack([ratio.x_norm, ratio.update_norm, ratio.ratio]))
-
-    def update_step(self, gradient, variable):
-        index = self._index_dict[self._var_key(variable)]
-        x = tf.cast(variable, tf.float32)
-        g = tf.cast(tf.convert_to_tensor(gradient), tf.float32)  # densifies IndexedSlices
-        self._update(index, variable, x, g, tf.cast(self.learning_rate, tf.float32),
-                     tf.cast(self.iterations + 1, tf.float32))
-
-    def _slot(self, model_variable, name):
-        return self.add_variable_from_reference(model_variable=model_variable,
-                                                variable_name=name)
 
     def get_config(self):
         config = super().get_config()
@@ -99,35 +99,8 @@ class LAMB(_LayerwiseOptimizer):
                  exclude_from_layer_adaptation=None, bias_correction=True, phi_min=None,
                  phi_max=None, min_trust_ratio=None, max_trust_ratio=None, nvlamb=False,
                  record_trust_ratios=False, name="LAMB", **kwargs):
-        options = LambOptions(
-            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, weight_decay=weight_decay,
-            exclude_from_weight_decay=exclude_from_weight_decay,
-            exclude_from_layer_adaptation=exclude_from_layer_adaptation,
-            bias_correction=bias_correction, phi_min=phi_min, phi_max=phi_max,
-            min_trust_ratio=min_trust_ratio, max_trust_ratio=max_trust_ratio, nvlamb=nvlamb,
-            record_trust_ratios=record_trust_ratios)
-        kwargs["global_clipnorm"] = nvlamb_global_clipnorm(
-            nvlamb, kwargs.get("global_clipnorm"), kwargs.get("clipnorm"), kwargs.get("clipvalue"))
+        options, kwargs = split_arguments(LambOptions, locals())
         super().__init__(learning_rate, options, name, **kwargs)
-
-    def _build_slots(self, var_list):
-        self._momentums = [self._slot(var, "m") for var in var_list]
-        self._velocities = [self._slot(var, "v") for var in var_list]
-
-    def _update(self, index, variable, x, g, learning_rate, step):
-        o, plan = self._options, self._plans[index]
-        m, v = self._momentums[index], self._velocities[index]
-        new_x, new_m, new_v, ratio = algorithm.lamb_step(
-            TF_OPS, x, g, tf.cast(m, tf.float32), tf.cast(v, tf.float32),
-            learning_rate=learning_rate, beta_1=o.beta_1, beta_2=o.beta_2, epsilon=o.epsilon,
-            bias_correction_1=1.0 - tf.pow(o.beta_1, step) if o.bias_correction else 1.0,
-            bias_correction_2=1.0 - tf.pow(o.beta_2, step) if o.bias_correction else 1.0,
-            weight_decay=plan.weight_decay, layer_adaptation=plan.layer_adaptation,
-            bounds=o.bounds)
-        m.assign(tf.cast(new_m, m.dtype))
-        v.assign(tf.cast(new_v, v.dtype))
-        variable.assign(tf.cast(new_x, variable.dtype))
-        self._record(index, ratio)
 
 
 @tf_keras.saving.register_keras_serializable(package="lamb_tf")
@@ -138,24 +111,5 @@ class LARS(_LayerwiseOptimizer):
                  exclude_from_weight_decay=None, exclude_from_layer_adaptation=None,
                  phi_min=None, phi_max=None, min_trust_ratio=None, max_trust_ratio=None,
                  record_trust_ratios=False, name="LARS", **kwargs):
-        options = LarsOptions(
-            momentum=momentum, weight_decay=weight_decay,
-            exclude_from_weight_decay=exclude_from_weight_decay,
-            exclude_from_layer_adaptation=exclude_from_layer_adaptation, phi_min=phi_min,
-            phi_max=phi_max, min_trust_ratio=min_trust_ratio, max_trust_ratio=max_trust_ratio,
-            record_trust_ratios=record_trust_ratios)
+        options, kwargs = split_arguments(LarsOptions, locals())
         super().__init__(learning_rate, options, name, **kwargs)
-
-    def _build_slots(self, var_list):
-        self._momentums = [self._slot(var, "m") for var in var_list]
-
-    def _update(self, index, variable, x, g, learning_rate, step):
-        o, plan = self._options, self._plans[index]
-        m = self._momentums[index]
-        new_x, new_m, ratio = algorithm.lars_step(
-            TF_OPS, x, g, tf.cast(m, tf.float32), learning_rate=learning_rate,
-            momentum=o.momentum, weight_decay=plan.weight_decay,
-            layer_adaptation=plan.layer_adaptation, bounds=o.bounds)
-        m.assign(tf.cast(new_m, m.dtype))
-        variable.assign(tf.cast(new_x, variable.dtype))
-        self._record(index, ratio)

@@ -166,10 +166,10 @@ def test_tf_keras_loss_scale_optimizer_skips_non_finite_steps():
     optimizer.apply_gradients([(tf.constant([1.0, -1.0]), x)])  # unscaled, as the API expects
     step = 0.1 * 5 / np.sqrt(2)
     np.testing.assert_allclose(x.numpy(), [3 - step, 4 + step], rtol=1e-5)
-    slots = [v.numpy() for v in inner._momentums + inner._velocities]
+    slots = [v.numpy() for v in inner._slots[0] + inner._slots[1]]
     optimizer.apply_gradients([(tf.constant([np.nan, np.inf]), x)])
     np.testing.assert_allclose(x.numpy(), [3 - step, 4 + step], rtol=1e-5)
-    for before, after in zip(slots, inner._momentums + inner._velocities):
+    for before, after in zip(slots, inner._slots[0] + inner._slots[1]):
         np.testing.assert_array_equal(before, after.numpy())
 
 
