@@ -60,6 +60,16 @@ def _keras_row(factory, specs, params, grads, steps):
     return result + (slots,)
 
 
+def _with_max_stacked_size(size, run):
+    from lamb_tf import options
+
+    default, options.MAX_STACKED_SIZE = options.MAX_STACKED_SIZE, size
+    try:
+        return run()
+    finally:
+        options.MAX_STACKED_SIZE = default
+
+
 def _optax_row(transform, params, grads, steps):
     import jax
     import optax
@@ -151,6 +161,11 @@ def run(specs, steps):
             lambda: lamb_tf.keras3.LAMB(LEARNING_RATE, weight_decay=WEIGHT_DECAY,
                                         exclude_from_weight_decay=EXCLUSIONS),
             specs, params, grads, steps),
+        # Every same-shape group stacked, big matrices too: fewer kernels, more copying.
+        "lamb_tf LAMB stack-all": lambda: _with_max_stacked_size(1 << 40, lambda: _keras_row(
+            lambda: lamb_tf.keras3.LAMB(LEARNING_RATE, weight_decay=WEIGHT_DECAY,
+                                        exclude_from_weight_decay=EXCLUSIONS),
+            specs, params, grads, steps)),
         "optax.adamw": lambda: _optax_row(
             optax.adamw(LEARNING_RATE, weight_decay=WEIGHT_DECAY, mask=decay_mask),
             params, grads, steps),
