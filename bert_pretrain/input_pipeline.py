@@ -1,0 +1,135 @@
+"""Training and evaluation datasets over TFRecord shards, and the checks made before the first step.
+
+The training order is a pure function of (files, seed), so a restart reproduces it and skips the
+records already consumed: that is how checkpoints restore the data position exactly. Files are split
+among input pipelines (hosts), interleaved, records shuffled, repeated, batched with
+drop_remainder=True so XLA and TPUs see static shapes.
+"""
+
+import dataclasses
+import os
+import time
+
+import numpy as np
+import tensorflow as tf
+
+from bert_pretrain.data import metadata as metadata_lib
+from bert_pretrain.data import reader
+from bert_pretrain.data.errors import DataError
+
+SCAN_FILES, SCAN_RECORDS = 8, 256
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    files: tuple[str, ...]
+    max_seq_length: int
+    max_predictions_per_seq: int
+    feature_names: str = "v1"
+
+
+def resolve_files(patterns: str, flag: str) -> tuple[str, ...]:
+    """Comma-separated globs (local or gs://) -> sorted files; a glob matching nothing is an error."""
+    files = []
+    for pattern in filter(None, (p.strip() for p in patterns.split(","))):
+        matched = tf.io.gfile.glob(pattern)
+        if not matched:
+            raise DataError(flag, f"{pattern!r} matches no file", "check the path or glob")
+        files.extend(matched)
+    if not files:
+        raise DataError(flag, "no files given", "pass one or more comma-separated globs")
+    return tuple(sorted(set(files)))
+
+
+def read_metadata(files: tuple[str, ...]) -> dict | None:
+    """metadata.json of the directory holding the first file, if the data tool wrote one."""
+    return metadata_lib.read(os.path.dirname(files[0]))
+
+
+def check_data(spec: DataSpec, vocab_size: int, flag: str) -> None:
+    """Metadata first (cheap, complete), then a scan of a sample: an id >= vocab_size reads out of
+    bounds silently on TPU and trains on garbage, so it must stop the run here."""
+    meta = read_metadata(spec.files)
+    if meta is not None:
+        try:
+            metadata_lib.check_compatible(meta, max_seq_length=spec.max_seq_length,
+                                          max_predictions_per_seq=spec.max_predictions_per_seq)
+        except ValueError as error:
+            raise DataError(flag, str(error), "pass the data's --max_seq_length/--max_predictions_per_seq "
+                                              "or other files") from None
+        if meta["vocab"]["size"] != vocab_size:
+            raise DataError(flag, f"the data's vocab has {meta['vocab']['size']} tokens, the model "
+                                  f"{vocab_size}", "set --vocab_size to the data's vocab size")
+    for path in spec.files[:SCAN_FILES]:
+        _scan_file(path, spec, vocab_size, flag)
+
+
+def _scan_file(path: str, spec: DataSpec, vocab_size: int, flag: str) -> None:
+    records = tf.data.TFRecordDataset(path).take(SCAN_RECORDS).map(
+        lambda r: reader.decode(r, spec.max_seq_length, spec.max_predictions_per_seq, spec.feature_names))
+    limits = {"input_ids": vocab_size, "masked_lm_ids": vocab_size,
+              "masked_lm_positions": spec.max_seq_length, "segment_ids": 2, "next_sentence_labels": 2}
+    try:
+        for batch in records.batch(SCAN_RECORDS):
+            for name, limit in limits.items():
+                values = batch[name].numpy()
+                if values.size and (values.max() >= limit or values.min() < 0):
+                    raise DataError(flag, f"{path} has {name} outside [0, {limit}) (max {values.max()})",
+                                    "make the data with the model's vocab, or set --vocab_size to it")
+    except tf.errors.InvalidArgumentError:
+        raise DataError(flag, f"{path} does not hold records of max_seq_length={spec.max_seq_length}, "
+                              f"max_predictions_per_seq={spec.max_predictions_per_seq}",
+                        "pass the lengths the data was made with") from None
+    except tf.errors.DataLossError:
+        raise DataError(flag, f"{path} is not a readable TFRecord file", "remove or remake it") from None
+
+
+def _pipeline_files(spec: DataSpec, context: tf.distribute.InputContext) -> tf.data.Dataset:
+    if len(spec.files) < context.num_input_pipelines:
+        raise DataError("train_files", f"{len(spec.files)} files for {context.num_input_pipelines} input "
+                        "pipelines", "write the data in at least one shard per host")
+    return tf.data.Dataset.from_tensor_slices(list(spec.files)).shard(
+        context.num_input_pipelines, context.input_pipeline_id)
+
+
+def _decode_and_batch(records: tf.data.Dataset, spec: DataSpec, batch_size: int) -> tf.data.Dataset:
+    decoded = records.map(lambda r: reader.decode(r, spec.max_seq_length, spec.max_predictions_per_seq,
+                                                  spec.feature_names),
+                          num_parallel_calls=tf.data.AUTOTUNE)
+    return decoded.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def train_dataset_fn(spec: DataSpec, global_batch_size: int, seed: int, consumed_steps: int = 0,
+                     shuffle_buffer: int = 10000):
+    """For `strategy.distribute_datasets_from_function`: an endless per-replica-batched stream,
+    starting after the batches `consumed_steps` global steps took from this pipeline."""
+    def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        batch_size = context.get_per_replica_batch_size(global_batch_size)
+        files = _pipeline_files(spec, context)
+        files = files.shuffle(len(spec.files), seed=seed).repeat()
+        records = files.interleave(tf.data.TFRecordDataset, cycle_length=min(len(spec.files), 8),
+                                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        records = records.shuffle(shuffle_buffer, seed=seed)
+        replicas_per_pipeline = context.num_replicas_in_sync // context.num_input_pipelines
+        records = records.skip(consumed_steps * replicas_per_pipeline * batch_size)
+        return _decode_and_batch(records, spec, batch_size)
+    return dataset_fn
+
+
+def eval_dataset_fn(spec: DataSpec, global_batch_size: int):
+    """One pass over the held-out files in file order (the remainder that fills no batch is dropped)."""
+    def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        records = _pipeline_files(spec, context).flat_map(tf.data.TFRecordDataset)
+        return _decode_and_batch(records, spec, context.get_per_replica_batch_size(global_batch_size))
+    return dataset_fn
+
+
+def count_batches_per_second(dataset: tf.data.Dataset, batches: int, warmup: int = 5) -> float:
+    """Input throughput alone, to compare with what the model consumes."""
+    iterator = iter(dataset)
+    for _ in range(warmup):
+        next(iterator)
+    started = time.perf_counter()
+    for _ in range(batches):
+        tf.nest.map_structure(np.asarray, next(iterator))
+    return batches / (time.perf_counter() - started)
