@@ -26,6 +26,7 @@ setup(
     entry_points={
         "console_scripts": [
             "lamb-tf-demo=lamb_tf.demo:run",
+            "bert-pretrain-data=bert_pretrain.data.cli:main",
         ],
     },
 )
