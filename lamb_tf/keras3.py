@@ -11,8 +11,8 @@ from lamb_tf.algorithm import ArrayOps
 from lamb_tf.options import (LambOptions, LarsOptions, LayerwiseOptimizerMixin,
                              check_learning_rate, split_arguments, stack_groups)
 
-KERAS_OPS = ArrayOps(sqrt=ops.sqrt, sum=ops.sum, where=ops.where,
-                               minimum=ops.minimum, maximum=ops.maximum)
+KERAS_OPS = ArrayOps(sqrt=ops.sqrt, sum=ops.sum, where=ops.where, minimum=ops.minimum,
+                     maximum=ops.maximum)
 
 
 def _dense(gradient, shape):
@@ -21,6 +21,14 @@ def _dense(gradient, shape):
         indices = ops.expand_dims(ops.cast(gradient.indices, "int32"), -1)
         return ops.scatter(indices, gradient.values, shape)  # sums duplicate rows
     return gradient
+
+
+def _under_tf_distribute():
+    if keras.backend.backend() != "tensorflow":
+        return False
+    import tensorflow as tf  # the TensorFlow backend is in use, so it is installed
+
+    return tf.distribute.has_strategy()
 
 
 class _LayerwiseOptimizer(LayerwiseOptimizerMixin, keras.optimizers.Optimizer):
@@ -32,6 +40,7 @@ class _LayerwiseOptimizer(LayerwiseOptimizerMixin, keras.optimizers.Optimizer):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self._options = options
         self._plans = None
+        self._stacks = ()
         self._trust_ratio_stats = ()
 
     def _variable_path(self, variable):
@@ -102,15 +111,12 @@ class _LayerwiseOptimizer(LayerwiseOptimizerMixin, keras.optimizers.Optimizer):
         return grads
 
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
-        if keras.backend.backend() != "tensorflow":
+        if not _under_tf_distribute():
             return self._update_all(super()._clip_gradients(grads), trainable_variables,
                                     learning_rate)
-        import tensorflow as tf  # the TensorFlow backend is in use, so it is installed
+        import tensorflow as tf
 
-        if not tf.distribute.has_strategy():
-            return self._update_all(super()._clip_gradients(grads), trainable_variables,
-                                    learning_rate)
-        # tf.distribute updates each variable in its own context: no stacking here.
+        # tf.distribute updates each variable in its own context (no stacking), after the sum.
         variables = [getattr(v, "value", v) for v in trainable_variables]
         summed = self._all_reduce_sum_gradients(list(zip(grads, variables)))
         clipped = super()._clip_gradients([grad for grad, _ in summed])
