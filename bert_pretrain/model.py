@@ -11,6 +11,7 @@ from official.nlp.modeling import layers, models, networks
 from bert_pretrain.config import MAX_POSITION, TYPE_VOCAB_SIZE, ModelConfig
 
 NSP_HEAD = "next_sentence"
+SUM_KEYS = ("mlm_loss", "mlm_correct", "mlm_weight", "nsp_loss", "nsp_correct", "examples")
 
 
 def build_pretrainer(config: ModelConfig) -> tf_keras.Model:
