@@ -1,0 +1,127 @@
+"""The training step against invariants: accumulation equals one big batch, a non-finite step leaves
+weights and slots untouched, repeated ones stop the run with the last good checkpoint intact."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+from bert_pretrain import config as config_lib
+from bert_pretrain import input_pipeline as ip
+from bert_pretrain import trainer as trainer_lib
+from bert_pretrain.data.errors import DataError
+from engine_helpers import PRED, SEQ, VOCAB, write_shards
+
+MODEL = config_lib.ModelConfig(VOCAB, num_layers=2, hidden_size=32, num_heads=2, dropout=0.0)
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory):
+    return ip.DataSpec(tuple(write_shards(str(tmp_path_factory.mktemp("data")), files=2, records=48)), SEQ, PRED)
+
+
+def make(model_dir, model=MODEL, **overrides):
+    settings = dict(train_steps=6, global_batch_size=8, learning_rate=2e-3, warmup_steps=1, steps_per_loop=3,
+                    checkpoint_every=3, seed=7)
+    settings.update(overrides)
+    return trainer_lib.Trainer(model, trainer_lib.TrainConfig(**settings), tf.distribute.get_strategy(),
+                               str(model_dir))
+
+
+def weights(trainer):
+    return [v.numpy() for v in trainer.variables]
+
+
+def test_accumulation_equals_one_big_batch(tmp_path, spec):
+    big = make(tmp_path / "big", accumulation_steps=1)
+    initial = weights(big)
+    big.train(spec, log=lambda line: None)
+    accumulated = make(tmp_path / "acc", accumulation_steps=4)   # 4 micro-batches of 2
+    assert all(np.array_equal(a, b) for a, b in zip(initial, weights(accumulated)))
+    accumulated.train(spec, log=lambda line: None)
+    moved = max(float(np.max(np.abs(a - b))) for a, b in zip(initial, weights(big)))
+    assert moved > 1e-3
+    for a, b in zip(weights(big), weights(accumulated)):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+
+
+def batches_of(spec, poisoned_rows=()):
+    """Two real global batches; rows listed get masked_lm_weights = inf (so the loss is NaN)."""
+    dataset = ip.train_dataset_fn(spec, 8, seed=1)(tf.distribute.InputContext()).take(2)
+    batches = [{k: v.numpy() for k, v in b.items()} for b in dataset]
+    for index, row in poisoned_rows:
+        batches[index]["masked_lm_weights"][row] = np.inf
+    return tf.distribute.get_strategy().distribute_datasets_from_function(
+        lambda context: tf.data.Dataset.from_tensor_slices(
+            {k: np.stack([b[k] for b in batches]) for k in batches[0]}))
+
+
+def test_non_finite_step_is_skipped_and_counted(tmp_path, spec):
+    trainer = make(tmp_path)
+    iterator = iter(batches_of(spec, poisoned_rows=[(0, 3)]))
+    state = lambda: weights(trainer) + [v.numpy() for v in trainer.optimizer.variables]  # noqa: E731
+    before = state()
+    totals = trainer._train_loop(iterator, tf.constant(1))
+    after = state()
+    assert all(np.array_equal(a, b) for a, b in zip(before, after))   # weights, slots, iterations
+    assert (int(trainer.step.numpy()), int(trainer.skipped.numpy()), int(trainer.skipped_in_a_row.numpy())) == (1, 1, 1)
+    assert float(totals["steps"]) == 0
+    trainer._train_loop(iterator, tf.constant(1))
+    assert not all(np.array_equal(a, b) for a, b in zip(after, state()))
+    assert (int(trainer.skipped.numpy()), int(trainer.skipped_in_a_row.numpy())) == (1, 0)
+    assert int(trainer.optimizer.iterations.numpy()) == 1
+
+
+def test_consecutive_skips_stop_with_last_good_checkpoint(tmp_path, spec):
+    good = make(tmp_path, train_steps=3)
+    good.train(spec, log=lambda line: None)
+    saved = weights(good)
+    poisoned_dir = tmp_path / "poisoned"
+    write_shards(str(poisoned_dir), files=2, records=48, seed=5)
+    poisoned = ip.DataSpec(tuple(sorted(str(p) for p in poisoned_dir.glob("*.tfrecord"))), SEQ, PRED)
+    for path in poisoned.files:   # every record's masked_lm_weights -> inf
+        records = [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(path)]
+        with tf.io.TFRecordWriter(path) as writer:
+            for example in records:
+                weights_feature = example.features.feature["masked_lm_weights"].float_list.value
+                weights_feature[:] = [np.inf] * len(weights_feature)
+                writer.write(example.SerializeToString())
+    again = make(tmp_path, train_steps=9, max_consecutive_skips=2)
+    with pytest.raises(trainer_lib.NonFiniteError, match="2 consecutive steps had non-finite gradients; "
+                                                         "the last good checkpoint is .*ckpt-3"):
+        again.train(poisoned, log=lambda line: None)
+    assert int(again.step.numpy()) == 5     # the device loop stopped at the second skip
+    assert again.manager.latest_checkpoint.endswith("ckpt-3")
+    tf.train.Checkpoint(model=again.model).read(again.manager.latest_checkpoint).expect_partial()
+    assert all(np.array_equal(a, b) for a, b in zip(saved, weights(again)))
+
+
+def test_model_dir_of_another_model_is_refused(tmp_path):
+    make(tmp_path)
+    other = config_lib.ModelConfig(VOCAB, num_layers=3, hidden_size=32, num_heads=2)
+    with pytest.raises(DataError, match=r"^--model_dir: .* holds a checkpoint of another model \(num_layers 2 -> 3\)"):
+        make(tmp_path, model=other)
+
+
+def test_bad_train_flags_are_one_line_errors(tmp_path):
+    with pytest.raises(DataError, match="--global_batch_size: 8 is not a multiple of 1 replicas x 3 accumulation"):
+        make(tmp_path, accumulation_steps=3)
+    with pytest.raises(DataError, match="--checkpoint_every: 4 is not a multiple of --steps_per_loop=3"):
+        make(tmp_path, checkpoint_every=4)
+
+
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_trains(tmp_path, spec, precision):
+    trainer = make(tmp_path, precision=precision, train_steps=3)
+    try:
+        result = trainer.train(spec, log=lambda line: None)
+    finally:
+        tf_keras.mixed_precision.set_global_policy("float32")
+    assert np.isfinite(result["mlm_loss"]) and abs(result["mlm_loss"] - np.log(VOCAB)) < 0.5
+    dense = [m for m in trainer.model.submodules if m.name == "intermediate"]
+    assert dense and all(m.compute_dtype == precision[6:] for m in dense)
+    assert all(v.dtype == tf.float32 for v in trainer.variables)
+    assert result["loss_scale"] == (2.0 ** 15 if precision == "mixed_float16" else 1.0)
+    assert result["skipped_steps"] == 0
