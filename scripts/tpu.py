@@ -1,0 +1,241 @@
+"""Pretrain BERT on a Cloud TPU slice: `python scripts/tpu.py ACTION --name=... --zone=... [flags] [-- TRAIN_FLAGS]`.
+
+Actions, each a sequence of gcloud commands (bert_pretrain/cloud_tpu.py builds them):
+  create   TPU VM (or --queued resource, waiting until ACTIVE; or --legacy_node), --spot for the spot tier
+  install  this package and the TPU build of TensorFlow on every worker (ssh --worker=all)
+  launch   `bert-pretrain run --plan=... --tpu=local` on every worker, detached, logging to a file
+  logs     stream a worker's log until training ends
+  status   print the slice's state
+  watch    stream logs; on preemption recover and go on; exit with training's exit status
+  recover  if the slice was preempted (or --force): delete, create, install, launch; training resumes
+           from the last checkpoint in --model_dir
+  delete   delete the slice (the queued resource too)
+  up       create, install, launch, watch
+
+Multi-host slices (v3-32, v4-128, ...) need nothing different: every worker runs the same command.
+Flags after `--` go to `bert-pretrain run` unchanged. --dry_run prints the gcloud commands, one per
+line and shell-quoted, instead of running them. Every value is validated before anything runs.
+"""
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+
+from absl import app, flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bert_pretrain import cloud_tpu  # noqa: E402  pylint: disable=wrong-import-position
+from bert_pretrain.cloud_tpu import FlagError, check  # noqa: E402  pylint: disable=wrong-import-position
+
+ACTIONS = ("create", "install", "launch", "logs", "status", "watch", "recover", "delete", "up")
+NODE_ACTIONS = ("create", "status", "recover", "delete")
+RESERVED = ("--plan", "--data_dir", "--model_dir", "--tpu", "--tpu_zone", "--tpu_project")
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("name", "", "TPU name (and queued resource ID with --queued).")
+flags.DEFINE_string("zone", "", "Zone, e.g. us-central2-b.")
+flags.DEFINE_string("project", "", "GCP project; default: gcloud's configured project.")
+flags.DEFINE_string("accelerator_type", "", "Slice type, e.g. v4-8 (one host), v4-128 (16 hosts).")
+flags.DEFINE_string("runtime_version", "tpu-ubuntu2204-base",
+                    "TPU software version; a legacy Node takes a TensorFlow version.")
+flags.DEFINE_bool("spot", False, "Spot tier (preemptible for a legacy Node): cheaper, can be preempted.")
+flags.DEFINE_bool("queued", False, "Create through a queued resource and wait until it is ACTIVE.")
+flags.DEFINE_bool("legacy_node", False, "A legacy TPU Node (cloud-tpu-client; create/status/recover/delete).")
+flags.DEFINE_string("package", "", "What to pip install: a requirement (lamb-tf==0.1.0) or a gs:// wheel.")
+flags.DEFINE_string("git_url", "", "Install from this git repository when --package is empty.")
+flags.DEFINE_string("git_ref", "main", "Branch, tag or commit of --git_url.")
+flags.DEFINE_string("plan", "", "Training plan: a name (paper-64k-32k, demo) or a file.")
+flags.DEFINE_string("data_dir", "", "gs:// directory with the pretraining data.")
+flags.DEFINE_string("model_dir", "", "gs:// directory for checkpoints; a relaunch resumes from it.")
+flags.DEFINE_string("log_uri", "", "gs:// directory that each worker's log is copied to every minute.")
+flags.DEFINE_integer("worker", 0, "Worker whose log `logs` and `watch` stream.", lower_bound=0)
+flags.DEFINE_integer("poll_s", 60, "Seconds between state checks.", lower_bound=1)
+flags.DEFINE_integer("max_recoveries", 10, "`watch` gives up after this many recoveries.", lower_bound=0)
+flags.DEFINE_bool("force", False, "`recover` recreates the slice even when it looks healthy.")
+flags.DEFINE_bool("dry_run", False, "Print the gcloud commands instead of running them.")
+
+
+class Failed(Exception):
+    """A gcloud command failed or the slice is in a state this tool cannot fix; one line, exit 1."""
+
+
+class Runner:
+    """Runs argv lists (never through a shell), or prints them with --dry_run."""
+
+    def __init__(self, dry_run: bool):
+        self.dry_run = dry_run
+        if not dry_run and not shutil.which("gcloud"):
+            raise Failed("gcloud is not on PATH; install the Google Cloud CLI, or pass --dry_run")
+
+    def run(self, argv: list[str], check_status: bool = True) -> int:
+        if self.dry_run:
+            print(shlex.join(argv), flush=True)
+            return 0
+        print(f"+ {shlex.join(argv)}", file=sys.stderr, flush=True)
+        status = subprocess.run(argv, check=False).returncode
+        if status and check_status:
+            raise Failed(f"{shlex.join(argv[:5])} exited with status {status}")
+        return status
+
+    def output(self, argv: list[str]) -> tuple[int, str, str]:
+        if self.dry_run:
+            print(shlex.join(argv), flush=True)
+            return 0, "", ""
+        done = subprocess.run(argv, check=False, capture_output=True, text=True)
+        return done.returncode, done.stdout, done.stderr
+
+
+def _note(message: str) -> None:
+    print(f"tpu.py: {message}", file=sys.stderr, flush=True)
+
+
+class Controller:
+    """The actions, over one validated slice and one Runner."""
+
+    def __init__(self, tpu: cloud_tpu.Slice, runner: Runner, package: str, extra: tuple[str, ...]):
+        self.tpu, self.runner, self.package, self.extra = tpu, runner, package, extra
+
+    def state(self) -> str:
+        if self.tpu.legacy_node:
+            return "" if self.runner.dry_run else cloud_tpu.node_client(self.tpu).state()
+        status, out, err = self.runner.output(self.tpu.describe())
+        if status == 0:
+            return out.strip()
+        if "NOT_FOUND" in err:
+            return cloud_tpu.MISSING
+        raise Failed(f"could not read the state of {self.tpu.name}: {(err.strip().splitlines() or ['?'])[-1]}")
+
+    def create(self) -> None:
+        self.runner.run(self.tpu.create())
+        if self.tpu.legacy_node and not self.runner.dry_run:
+            cloud_tpu.node_client(self.tpu).wait_for_healthy(timeout_s=3600, interval=FLAGS.poll_s)
+        while self.tpu.queued:  # The queued resource exists now; its TPU VM comes when capacity does.
+            state = self.state()
+            if self.runner.dry_run or self.tpu.ready(state):
+                return
+            if self.tpu.dead(state):
+                raise Failed(f"queued resource {self.tpu.name} is {state}; delete it and create it again")
+            _note(f"{self.tpu.name} is {state}; waiting")
+            time.sleep(FLAGS.poll_s)
+
+    def install(self) -> None:
+        self.runner.run(self.tpu.ssh(cloud_tpu.install_command(self.package)))
+
+    def launch(self) -> None:
+        self.runner.run(self.tpu.ssh(cloud_tpu.launch_command(
+            FLAGS.plan, FLAGS.data_dir, FLAGS.model_dir, self.extra, FLAGS.log_uri, self.tpu.name)))
+
+    def logs(self) -> None:
+        self.runner.run(self.tpu.ssh(cloud_tpu.LOGS_COMMAND, worker=str(FLAGS.worker)), check_status=False)
+
+    def status(self) -> None:
+        state = self.state()
+        if self.tpu.legacy_node and not self.runner.dry_run:
+            state += f" {cloud_tpu.node_client(self.tpu).health()}"
+        if not self.runner.dry_run:
+            print(state)
+
+    def delete(self) -> None:
+        self.runner.run(self.tpu.delete())
+
+    def recover(self) -> None:
+        """Recreates the slice if it is dead: legacy Nodes ask cloud-tpu-client's recoverable()."""
+        if self.runner.dry_run or self.tpu.legacy_node:
+            state = ""
+            dead = self.runner.dry_run or not cloud_tpu.node_client(self.tpu).recoverable()
+        else:
+            state = self.state()
+            dead = self.tpu.dead(state)
+        if not (dead or FLAGS.force):
+            _note(f"{self.tpu.name} is {state or 'recoverable'}: nothing to do (--force recreates it anyway)")
+            return
+        if state != cloud_tpu.MISSING:
+            self.delete()
+        self.create()
+        if self.tpu.legacy_node:
+            _note(f"Node {self.tpu.name} is back: restart `bert-pretrain run --tpu={self.tpu.name}` on your VM")
+            return
+        self.install()
+        self.launch()
+
+    def watch(self) -> int:
+        for _ in range(FLAGS.max_recoveries + 1):
+            while True:
+                self.logs()
+                if self.runner.dry_run:
+                    return 0
+                state = self.state()
+                if self.tpu.dead(state):
+                    break
+                if self.tpu.ready(state):
+                    _, out, _ = self.runner.output(self.tpu.ssh(cloud_tpu.EXIT_STATUS_COMMAND, worker="0"))
+                    if out.strip():
+                        _note(f"training ended with exit status {out.split()[-1]}")
+                        return int(out.split()[-1])
+                time.sleep(FLAGS.poll_s)  # Still running (the ssh session dropped) or not ready yet.
+            _note(f"{self.tpu.name} is {state}; recovering")
+            self.recover()
+        raise Failed(f"{self.tpu.name} was preempted more than --max_recoveries={FLAGS.max_recoveries} times")
+
+    def up(self) -> int:
+        self.create()
+        self.install()
+        self.launch()
+        return self.watch()
+
+
+def _validated(action: str, extra: list[str]) -> Controller:
+    """Checks every flag that has a value, and that the action has the values it needs."""
+    needs = {"name", "zone"}
+    if action in ("create", "recover", "up"):
+        needs.add("accelerator_type")
+    if action in ("install", "recover", "up") and not FLAGS.legacy_node and not FLAGS.package:
+        needs.add("git_url")
+    if action in ("launch", "recover", "up") and not FLAGS.legacy_node:
+        needs.update(("plan", "data_dir", "model_dir"))
+    kinds = {"name": "tpu_name", "zone": "zone", "project": "project", "accelerator_type": "accelerator_type",
+             "runtime_version": "runtime_version", "git_url": "git_url", "git_ref": "git_ref", "plan": "plan",
+             "data_dir": "gs_uri", "model_dir": "gs_uri", "log_uri": "gs_uri"}
+    for flag, kind in kinds.items():
+        if FLAGS[flag].value:
+            check(flag, FLAGS[flag].value, kind)
+        elif flag in needs:
+            raise FlagError(flag, f"required by `{action}`")
+    if FLAGS.package:
+        check("package", FLAGS.package, "wheel" if FLAGS.package.startswith("gs://") else "requirement")
+    if FLAGS.legacy_node and action not in NODE_ACTIONS:
+        raise FlagError("legacy_node", f"`{action}` is for TPU VMs; on a Node run training from your own VM "
+                        f"with `bert-pretrain run --tpu={FLAGS.name}`")
+    if FLAGS.legacy_node and FLAGS.queued:
+        raise FlagError("queued", "queued resources make TPU VMs, not legacy Nodes")
+    for arg in extra:
+        check("training flag after --", arg, "train_flag")
+        if arg.split("=")[0] in RESERVED:
+            raise FlagError(arg.split("=")[0], "is set by tpu.py itself; pass it as a tpu.py flag")
+    tpu = cloud_tpu.Slice(FLAGS.name, FLAGS.zone, FLAGS.project, FLAGS.accelerator_type, FLAGS.runtime_version,
+                          FLAGS.spot, FLAGS.queued, FLAGS.legacy_node)
+    package = FLAGS.package or cloud_tpu.git_requirement(FLAGS.git_url, FLAGS.git_ref)
+    return Controller(tpu, Runner(FLAGS.dry_run), package, tuple(extra))
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2 or argv[1] not in ACTIONS:
+        print(f"tpu.py: the first argument is the action, one of: {', '.join(ACTIONS)}", file=sys.stderr)
+        return 2
+    try:
+        controller = _validated(argv[1], argv[2:])
+        result = getattr(controller, argv[1])()
+    except FlagError as error:
+        print(f"tpu.py: {error}", file=sys.stderr)
+        return 2
+    except Failed as error:
+        print(f"tpu.py: {error}", file=sys.stderr)
+        return 1
+    return result or 0
+
+
+if __name__ == "__main__":
+    app.run(main)
