@@ -212,7 +212,7 @@ def _validated(action: str, extra: list[str]) -> Controller:
     if FLAGS.legacy_node and FLAGS.queued:
         raise FlagError("queued", "queued resources make TPU VMs, not legacy Nodes")
     for arg in extra:
-        check("training flag after --", arg, "train_flag")
+        check("-- TRAIN_FLAGS", arg, "train_flag")
         if arg.split("=")[0] in RESERVED:
             raise FlagError(arg.split("=")[0], "is set by tpu.py itself; pass it as a tpu.py flag")
     tpu = cloud_tpu.Slice(FLAGS.name, FLAGS.zone, FLAGS.project, FLAGS.accelerator_type, FLAGS.runtime_version,

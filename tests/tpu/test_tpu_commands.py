@@ -110,8 +110,8 @@ def test_valid_values(kind, value):
     ("tpu_name", "Bert"), ("tpu_name", "bert-"), ("tpu_name", "1bert"), ("tpu_name", "b" * 64),
     ("zone", "us-central2"), ("project", "abc"), ("accelerator_type", "v4"), ("accelerator_type", "tpu-v4-8"),
     ("gs_uri", "s3://b/x"), ("gs_uri", "gs://B/x"), ("gs_uri", "gs://"), ("gs_uri", "gs://ab/x"),
-    ("wheel", "gs://bkt/x.zip"), ("wheel", "gs://bucket.whl"), ("requirement", "lamb-tf=0.1"), ("git_url", "http://github.com/o/r"),
-    ("train_flag", "-x"), ("plan", "-rf"),
+    ("wheel", "gs://bkt/x.zip"), ("wheel", "gs://bucket.whl"), ("requirement", "lamb-tf=0.1"),
+    ("git_url", "http://github.com/o/r"), ("train_flag", "-x"), ("plan", "-rf"),
 ])
 def test_invalid_values(kind, value):
     with pytest.raises(FlagError, match=r"^--flag: .* is not valid; .*Nothing was run$"):

@@ -13,8 +13,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "tpu.py"
 
-# Answers `describe` with the next line of states.txt (the last one repeats), `cat bert-pretrain.exit`
-# with $FAKE_EXIT_STATUS, and everything else with nothing; exits with $FAKE_GCLOUD_STATUS.
+# Answers `describe` with the next word of states.txt (the last one repeats; NOT_FOUND fails the way gcloud
+# does for a missing TPU), `cat bert-pretrain.exit` with $FAKE_EXIT_STATUS, and everything else with
+# nothing; exits with $FAKE_GCLOUD_STATUS.
 _FAKE_GCLOUD = """#!{python}
 import json, os, sys
 here = os.path.dirname(os.path.abspath(__file__))
@@ -23,8 +24,10 @@ with open(os.path.join(here, "calls.jsonl"), "a") as calls:
 if "describe" in sys.argv:
     path = os.path.join(here, "states.txt")
     states = open(path).read().split()
-    print(states[0])
     open(path, "w").write(" ".join(states[1:] or states))
+    if states[0] == "NOT_FOUND":
+        sys.exit("ERROR: (gcloud.compute.tpus.tpu-vm.describe) NOT_FOUND: Resource not found")
+    print(states[0])
 if any(arg.startswith("--command=cat bert-pretrain.exit") for arg in sys.argv):
     print(os.environ.get("FAKE_EXIT_STATUS", ""))
 sys.exit(int(os.environ.get("FAKE_GCLOUD_STATUS", "0")))
