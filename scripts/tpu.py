@@ -142,13 +142,13 @@ class Controller:
         self.runner.run(self.tpu.delete())
 
     def recover(self) -> None:
-        """Recreates the slice if it is dead: legacy Nodes ask cloud-tpu-client's recoverable()."""
-        if self.runner.dry_run or self.tpu.legacy_node:
+        """Recreates the slice if it is dead (a dry run assumes so); Nodes ask cloud-tpu-client's recoverable()."""
+        if self.tpu.legacy_node:
             state = ""
             dead = self.runner.dry_run or not cloud_tpu.node_client(self.tpu).recoverable()
         else:
             state = self.state()
-            dead = self.tpu.dead(state)
+            dead = self.runner.dry_run or self.tpu.dead(state)
         if not (dead or FLAGS.force):
             _note(f"{self.tpu.name} is {state or 'recoverable'}: nothing to do (--force recreates it anyway)")
             return

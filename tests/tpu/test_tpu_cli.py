@@ -70,11 +70,11 @@ def test_queued_spot_create_dry_run():
 def test_recover_and_delete_queued_dry_run():
     flags = ["--dry_run", "--queued", "--name=qr-1", "--zone=us-east5-a", "--accelerator_type=v4-32", GIT, *TRAIN]
     lines = _lines(run_tpu(["recover", *flags]))
-    assert [line[:5] for line in lines] == [[*QR, "delete"], [*QR, "create"], [*QR, "describe"],
+    assert [line[:5] for line in lines] == [[*QR, "describe"], [*QR, "delete"], [*QR, "create"], [*QR, "describe"],
                                             [*VM, "ssh"], [*VM, "ssh"]]
-    assert lines[0] == [*QR, "delete", "qr-1", "--zone=us-east5-a", "--force", "--quiet"]
-    assert lines[4][-1] == f"--command={LAUNCH}"
-    assert _lines(run_tpu(["delete", *flags])) == [lines[0]]
+    assert lines[1] == [*QR, "delete", "qr-1", "--zone=us-east5-a", "--force", "--quiet"]
+    assert lines[5][-1] == f"--command={LAUNCH}"
+    assert _lines(run_tpu(["delete", *flags])) == [lines[1]]
 
 
 @pytest.mark.parametrize("args, flag", [
