@@ -172,7 +172,7 @@ class Controller:
                     break
                 if self.tpu.ready(state):
                     _, out, _ = self.runner.output(self.tpu.ssh(cloud_tpu.EXIT_STATUS_COMMAND, worker="0"))
-                    if out.strip():
+                    if out.split() and out.split()[-1].isdigit():
                         _note(f"training ended with exit status {out.split()[-1]}")
                         return int(out.split()[-1])
                 time.sleep(FLAGS.poll_s)  # Still running (the ssh session dropped) or not ready yet.
