@@ -47,7 +47,7 @@ class Throughput:
 
 def trust_ratio_summary(ratios: dict) -> dict:
     """min / median / max of LAMB's layer-wise trust ratios at the last step."""
-    values = np.array([float(r.ratio) for r in ratios.values()])
+    values = np.array([float(tf.convert_to_tensor(r.ratio)) for r in ratios.values()])
     if not values.size:
         return {}
     return {"trust_ratio_min": values.min(), "trust_ratio_median": float(np.median(values)),

@@ -85,7 +85,7 @@ class Trainer:
         self.micro_batch = config.global_batch_size // strategy.num_replicas_in_sync // config.accumulation_steps
         with strategy.scope():
             self.model = model_lib.build_pretrainer(model_config)
-            self.variables = _trained_variables(self.model)
+            self.variables = _trained_variables(self.model, strategy)
             schedule = WarmupPolynomialDecay(config.learning_rate, config.warmup_steps, config.train_steps,
                                              power=config.decay_power)
             self.optimizer = LAMB(schedule, beta_1=config.beta_1, beta_2=config.beta_2, epsilon=config.epsilon,
@@ -221,7 +221,7 @@ class Trainer:
             started = time.perf_counter()
             totals = {k: float(v) for k, v in self._train_loop(iterator, tf.constant(count)).items()}
             step = int(self.step.numpy())
-            result = metrics.means(totals) | {"learning_rate": float(self.optimizer.learning_rate),
+            result = metrics.means(totals) | {"learning_rate": float(self.optimizer.learning_rate.numpy()),
                                               "skipped_steps": int(self.skipped.numpy()),
                                               "loss_scale": float(self.loss_scale.numpy())}
             result |= meter.update(step, count, time.perf_counter() - started)
@@ -270,18 +270,25 @@ class _PreemptionFlag:
         signal.signal(signal.SIGTERM, self._previous)
 
 
-def _trained_variables(model) -> list:
+def _trained_variables(model, strategy: tf.distribute.Strategy) -> list:
     """Builds the model on a dummy batch and returns the variables the loss depends on: the
-    encoder's pooler is for fine-tuning (the NSP head has its own), so it gets no gradient here."""
+    encoder's pooler is for fine-tuning (the NSP head has its own), so it gets no gradient here.
+    Traced in a replica context, where distributed variables can be differentiated."""
     zeros = tf.zeros((2, 8), tf.int32)
     features = {"input_ids": zeros, "input_mask": tf.ones_like(zeros), "segment_ids": zeros,
                 "masked_lm_positions": zeros[:, :2], "masked_lm_ids": zeros[:, :2],
                 "masked_lm_weights": tf.ones((2, 2)), "next_sentence_labels": zeros[:, :1]}
-    with tf.GradientTape() as tape:
-        sums = model_lib.loss_sums(model(model_lib.model_inputs(features), training=True), features)
-        loss = model_lib.total_loss(sums, sums["mlm_weight"], sums["examples"])
-    grads = tape.gradient(loss, model.trainable_variables)
-    return [v for v, g in zip(model.trainable_variables, grads) if g is not None]
+    model(model_lib.model_inputs(features), training=True)
+    connected = []
+
+    def probe():
+        with tf.GradientTape() as tape:
+            sums = model_lib.loss_sums(model(model_lib.model_inputs(features), training=True), features)
+            loss = model_lib.total_loss(sums, sums["mlm_weight"], sums["examples"])
+        connected[:] = [g is not None for g in tape.gradient(loss, model.trainable_variables)]
+
+    tf.function(lambda: strategy.run(probe)).get_concrete_function()
+    return [v for v, used in zip(model.trainable_variables, connected) if used]
 
 
 def _check_model_dir(model_dir: str, model_config: ModelConfig) -> None:
