@@ -29,6 +29,7 @@ class Phase:
     warmup_steps: int              # linear from 0: phase 2 warms up again (the paper's re-warm-up)
     decay_power: float = 1.0
     clip_norm: float = 0.0         # global gradient norm; 0 = no clipping
+    eval_data: str = ""            # held-out TFRecords relative to --data_dir; "" = no evaluation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +38,9 @@ class Plan:
     model: str                     # a preset of bert_pretrain.config
     phases: tuple
     carry_optimizer_state: bool = False   # phase 2 starts from phase 1's moments, or fresh ones
+    num_layers: int = 0            # 0: the preset's; otherwise a custom size
+    hidden_size: int = 0
+    num_heads: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,119 @@
+"""Runs a plan's phases one after another under one model_dir.
+
+Phase k trains in `model_dir/<phase name>` with its own checkpoints, starts from phase k-1's final
+weights (and moments, if the plan carries them) and warms its learning rate up again from zero, as
+the paper does at the start of phase 2. A finished phase leaves a `DONE` file, so a run killed
+anywhere resumes where it stopped: inside a phase from that phase's last checkpoint, at a boundary
+with the next phase.
+"""
+
+import json
+import os
+
+import tensorflow as tf
+
+from bert_pretrain import config as config_lib
+from bert_pretrain import input_pipeline, plans
+from bert_pretrain.data.errors import DataError
+from bert_pretrain.trainer import Trainer, TrainConfig
+
+DONE = "DONE"
+
+
+def phase_dir(model_dir: str, phase: plans.Phase) -> str:
+    return os.path.join(model_dir, phase.name)
+
+
+def _data_spec(data_dir: str, subdir: str, phase: plans.Phase, flag: str):
+    files = input_pipeline.resolve_files(os.path.join(data_dir, subdir, "*.tfrecord"), flag)
+    meta = input_pipeline.read_metadata(files) or {}
+    names = meta.get("settings", {}).get("feature_names", "v1")
+    return input_pipeline.DataSpec(files, phase.max_seq_length, phase.max_predictions_per_seq,
+                                   names), meta
+
+
+def _model_config(plan: plans.Plan, vocab_size: int) -> config_lib.ModelConfig:
+    return config_lib.from_preset(plan.model, vocab_size, num_layers=plan.num_layers or None,
+                                  hidden_size=plan.hidden_size or None,
+                                  num_heads=plan.num_heads or None)
+
+
+def _mark_done(directory: str, result: dict) -> None:
+    """Written under a temporary name and renamed: a DONE file is always whole."""
+    path = os.path.join(directory, DONE)
+    with tf.io.gfile.GFile(path + ".tmp", "w") as handle:
+        handle.write(json.dumps(result, indent=1, sort_keys=True, default=float) + "\n")
+    tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+
+
+def _start_from(trainer: Trainer, checkpoint: str, carry_optimizer_state: bool) -> None:
+    """Phase k's first step: phase k-1's weights (and moments), a fresh step count and schedule."""
+    objects = {"model": trainer.model}
+    if carry_optimizer_state:
+        objects["optimizer"] = trainer.optimizer
+    tf.train.Checkpoint(**objects).read(checkpoint).expect_partial()
+    trainer.optimizer.iterations.assign(0)   # the schedule restarts: re-warm-up from zero
+
+
+def run_plan(plan: plans.Plan, data_dir: str, model_dir: str, strategy, micro_batch_size: int,
+             engine: dict | None = None, log=print) -> list:
+    """Trains every phase not yet done; returns each phase's final metrics. `engine` holds
+    TrainConfig fields the plan does not set (steps_per_loop, precision, seed, ...).
+    Returns early (preemption) when a phase stops before its last step."""
+    replicas = strategy.num_replicas_in_sync
+    fitted = [plans.fit(phase, replicas, micro_batch_size) for phase in plan.phases]
+    for fit in fitted:   # print what was derived before anything starts
+        log(fit.describe())
+    specs = [_data_spec(data_dir, p.data, p, "data_dir") for p in plan.phases]
+    vocab_sizes = {meta.get("vocab", {}).get("size") for _, meta in specs}
+    if len(vocab_sizes) != 1 or None in vocab_sizes:
+        raise DataError("data_dir", f"the phases' metadata.json give vocab sizes {vocab_sizes}",
+                        "make every phase's data with the same vocab (bert-pretrain-data "
+                        "--vocab_file)")
+    model_config = _model_config(plan, vocab_sizes.pop())
+    results, previous = [], None
+    for fit, (train_spec, _) in zip(fitted, specs):
+        phase = fit.phase
+        directory = phase_dir(model_dir, phase)
+        done_path = os.path.join(directory, DONE)
+        if tf.io.gfile.exists(done_path):
+            log(f"{phase.name}: already done ({done_path})")
+            with tf.io.gfile.GFile(done_path) as handle:
+                results.append(json.load(handle))
+            previous = tf.train.latest_checkpoint(directory)
+            continue
+        eval_spec = (_data_spec(data_dir, phase.eval_data, phase, "data_dir")[0]
+                     if phase.eval_data else None)
+        input_pipeline.check_data(train_spec, model_config.vocab_size, "data_dir")
+        train_config = TrainConfig(
+            train_steps=phase.train_steps, global_batch_size=phase.global_batch_size,
+            learning_rate=phase.learning_rate, warmup_steps=phase.warmup_steps,
+            decay_power=phase.decay_power, clip_norm=phase.clip_norm,
+            accumulation_steps=fit.accumulation_steps, **(engine or {}))
+        trainer = Trainer(model_config, train_config, strategy, directory)
+        if previous and not trainer.manager.latest_checkpoint:
+            log(f"{phase.name}: starting from {previous}")
+            _start_from(trainer, previous, plan.carry_optimizer_state)
+        result = trainer.train(train_spec, eval_spec, log=log)
+        if int(trainer.step.numpy()) < phase.train_steps:
+            return results   # preempted: the checkpoint is saved, a restart resumes here
+        _mark_done(directory, result)
+        results.append(result)
+        previous = trainer.manager.latest_checkpoint
+    return results
+
+
+def learning_rate_curve(plan: plans.Plan) -> list:
+    """(global step, learning rate) over all phases, from each phase's schedule: for plots."""
+    from lamb_tf.schedules import WarmupPolynomialDecay
+
+    curve, offset = [], 0
+    for phase in plan.phases:
+        schedule = WarmupPolynomialDecay(phase.learning_rate, phase.warmup_steps,
+                                         phase.train_steps, power=phase.decay_power)
+        steps = tf.range(phase.train_steps)
+        curve += list(zip(range(offset, offset + phase.train_steps),
+                          schedule(steps).numpy().tolist()))
+        offset += phase.train_steps
+    return curve
+

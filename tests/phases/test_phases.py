@@ -1,0 +1,130 @@
+"""Two phases in one model_dir: phase 2 starts from phase 1's weights with a fresh schedule,
+positions are sized 512 from phase 1 on, and a restart at the boundary changes nothing."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "engine"))
+import engine_helpers  # noqa: E402
+
+from bert_pretrain import phases, plans  # noqa: E402
+
+PLAN = """
+name = "test"
+model = "tiny"
+num_layers = 1
+hidden_size = 32
+num_heads = 2
+carry_optimizer_state = {carry}
+
+[[phases]]
+name = "phase1"
+data = "seq16"
+max_seq_length = 16
+max_predictions_per_seq = 4
+global_batch_size = 8
+train_steps = 4
+learning_rate = 1e-2
+warmup_steps = 2
+{extra}
+"""
+PHASE_TWO = """
+[[phases]]
+name = "phase2"
+data = "seq32"
+max_seq_length = 32
+max_predictions_per_seq = 4
+global_batch_size = 8
+train_steps = 3
+learning_rate = 5e-3
+warmup_steps = 1
+"""
+ENGINE = {"steps_per_loop": 1, "checkpoint_every": 1, "seed": 7}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    engine_helpers.write_shards(str(root / "seq16"), seq=16, pred=4, seed=1)
+    engine_helpers.write_shards(str(root / "seq32"), seq=32, pred=4, seed=2)
+    return str(root)
+
+
+def plan(tmp_path, carry=False, two_phases=True):
+    path = tmp_path / f"plan-{carry}-{two_phases}.toml"
+    path.write_text(PLAN.format(carry=str(carry).lower(), extra=PHASE_TWO if two_phases else ""))
+    return plans.load_plan(str(path))
+
+
+def run(tmp_path, data_dir, model_dir, **kwargs):
+    return phases.run_plan(plan(tmp_path, **kwargs), data_dir, str(model_dir),
+                           tf.distribute.get_strategy(), micro_batch_size=8, engine=ENGINE,
+                           log=lambda line: None)
+
+
+def checkpoint_values(directory, contains):
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(directory)))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+            if contains in name and "OPTIMIZER_SLOT" not in name and "optimizer" not in name}
+
+
+def test_phases_chain_and_restart_at_the_boundary(tmp_path, data_dir):
+    straight = tmp_path / "straight"
+    results = run(tmp_path, data_dir, straight)
+    assert len(results) == 2
+    assert all(os.path.exists(straight / name / phases.DONE) for name in ("phase1", "phase2"))
+    # Position embeddings are 512 long from phase 1 on, so phase 2 (and fine-tuning) can load them.
+    positions = checkpoint_values(straight / "phase1", "position_embedding")
+    assert positions and all(v.shape[0] == 512 for v in positions.values())
+
+    # Killed at the boundary: phase 1 alone, then the whole plan in the same model_dir.
+    restarted = tmp_path / "restarted"
+    run(tmp_path, data_dir, restarted, two_phases=False)
+    assert not os.path.exists(restarted / "phase2")
+    run(tmp_path, data_dir, restarted)
+    final, again = (checkpoint_values(d / "phase2", "model") for d in (straight, restarted))
+    assert final.keys() == again.keys() and final
+    for name in final:
+        np.testing.assert_array_equal(final[name], again[name], err_msg=name)
+
+
+@pytest.mark.parametrize("carry", [False, True])
+def test_phase_two_starts_from_phase_one(tmp_path, data_dir, carry):
+    model_dir = tmp_path / "model"
+    run(tmp_path, data_dir, model_dir, carry=carry, two_phases=False)
+    two = plan(tmp_path, carry=carry)
+    fitted = plans.fit(two.phases[1], 1, 8)
+    spec, meta = phases._data_spec(data_dir, "seq32", two.phases[1], "data_dir")
+    trainer = phases.Trainer(
+        phases._model_config(two, meta["vocab"]["size"]),
+        phases.TrainConfig(train_steps=3, global_batch_size=8, learning_rate=5e-3, warmup_steps=1,
+                           accumulation_steps=fitted.accumulation_steps, **ENGINE),
+        tf.distribute.get_strategy(), str(tmp_path / "phase2"))
+    previous = tf.train.latest_checkpoint(str(model_dir / "phase1"))
+    phases._start_from(trainer, previous, carry)
+    reader = tf.train.load_checkpoint(previous)
+    by_shape = {}
+    for name, shape in reader.get_variable_to_shape_map().items():
+        if name.startswith("model/") and "OPTIMIZER_SLOT" not in name:
+            by_shape.setdefault(tuple(shape), []).append(reader.get_tensor(name))
+    for variable in trainer.model.trainable_variables:
+        candidates = by_shape.get(tuple(variable.shape), [])
+        assert any(np.array_equal(variable.numpy(), c) for c in candidates), variable.name
+    assert int(trainer.optimizer.iterations.numpy()) == 0   # the schedule warms up again
+    slots = [v for v in trainer.optimizer.variables if "iteration" not in v.name and v.shape.rank]
+    moved = any(np.abs(v.numpy()).sum() > 0 for v in slots)
+    assert moved == carry
+
+
+def test_learning_rate_warms_up_again_at_phase_two(tmp_path):
+    curve = dict(phases.learning_rate_curve(plan(tmp_path)))
+    assert curve[0] == 0.0 and curve[1] == pytest.approx(5e-3)   # phase 1: warmup 2 to 1e-2
+    assert curve[2] == pytest.approx(1e-2)
+    assert curve[3] < curve[2]                                     # decaying
+    assert curve[4] == 0.0                                         # phase 2, step 0: from zero
+    assert curve[5] == pytest.approx(5e-3)                         # its peak after 1 warmup step
+    assert curve[6] < curve[5]
