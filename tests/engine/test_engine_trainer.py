@@ -37,7 +37,12 @@ def weights(trainer):
 def test_accumulation_equals_one_big_batch(tmp_path, spec):
     big = make(tmp_path / "big", accumulation_steps=1)
     initial = weights(big)
-    big.train(spec, log=lambda line: None)
+    lines = []
+    result = big.train(spec, eval_spec=spec, log=lines.append)
+    assert result["eval_mlm_loss"] > 0 and 0 <= result["eval_nsp_accuracy"] <= 1
+    assert lines[-1].startswith("step 3/3 | mlm ") and "lr " in lines[-1]
+    assert {"mlm_loss", "nsp_accuracy", "learning_rate", "grad_norm", "trust_ratio_median"} <= summaries(
+        tmp_path / "big" / "train") and "mlm_accuracy" in summaries(tmp_path / "big" / "eval")
     accumulated = make(tmp_path / "acc", accumulation_steps=4)   # 4 micro-batches of 2
     assert all(np.array_equal(a, b) for a, b in zip(initial, weights(accumulated)))
     accumulated.train(spec, log=lambda line: None)
@@ -45,6 +50,15 @@ def test_accumulation_equals_one_big_batch(tmp_path, spec):
     assert moved > 1e-3
     for a, b in zip(weights(big), weights(accumulated)):
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+
+
+def summaries(directory):
+    """Scalar tags in a TensorBoard log directory."""
+    tags = set()
+    for path in directory.glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            tags |= {value.tag for value in event.summary.value}
+    return tags
 
 
 def batches_of(spec, poisoned_rows=()):
