@@ -19,6 +19,7 @@ setup(
         "keras>=3.10,<4",
         "absl-py",
         "numpy",
+        "matplotlib",
     ],
     extras_require={
         "tpu": ["cloud-tpu-client"],  # legacy TPU Nodes only; TPU VMs need nothing extra

@@ -58,10 +58,12 @@ def _start_from(trainer: Trainer, checkpoint: str, carry_optimizer_state: bool) 
 def run_plan(plan: plans.Plan, data_dir: str, model_dir: str, strategy, micro_batch_size: int,
              engine: dict | None = None, log=print) -> list:
     """Trains every phase not yet done; returns each phase's final metrics. `engine` holds
-    TrainConfig fields the plan does not set (steps_per_loop, precision, seed, ...).
-    Returns early (preemption) when a phase stops before its last step."""
+    TrainConfig fields a phase does not set (steps_per_loop, precision, seed, ...), over the plan's
+    [engine] table; micro_batch_size 0 means no accumulation. Returns early (preemption) when a
+    phase stops before its last step."""
     replicas = strategy.num_replicas_in_sync
-    fitted = [plans.fit(phase, replicas, micro_batch_size) for phase in plan.phases]
+    fitted = [plans.fit(phase, replicas, micro_batch_size or phase.global_batch_size // replicas)
+              for phase in plan.phases]
     for fit in fitted:   # print what was derived before anything starts
         log(fit.describe())
     specs = [_data_spec(data_dir, p.data, p, "data_dir") for p in plan.phases]
@@ -89,7 +91,7 @@ def run_plan(plan: plans.Plan, data_dir: str, model_dir: str, strategy, micro_ba
             train_steps=phase.train_steps, global_batch_size=phase.global_batch_size,
             learning_rate=phase.learning_rate, warmup_steps=phase.warmup_steps,
             decay_power=phase.decay_power, clip_norm=phase.clip_norm,
-            accumulation_steps=fit.accumulation_steps, **(engine or {}))
+            accumulation_steps=fit.accumulation_steps, **{**(plan.engine or {}), **(engine or {})})
         trainer = Trainer(model_config, train_config, strategy, directory)
         if previous and not trainer.manager.latest_checkpoint:
             log(f"{phase.name}: starting from {previous}")

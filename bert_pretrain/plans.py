@@ -41,6 +41,7 @@ class Plan:
     num_layers: int = 0            # 0: the preset's; otherwise a custom size
     hidden_size: int = 0
     num_heads: int = 0
+    engine: dict = None            # trainer settings (steps_per_loop, eval_every, ...); flags win
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +83,10 @@ def load_plan(name_or_path: str) -> Plan:
 
 
 # Python type of a field -> what TOML may give for it (an int is a fine float).
-_TOML_TYPES = {str: str, int: int, float: (int, float), bool: bool, tuple: list}
+_TOML_TYPES = {str: str, int: int, float: (int, float), bool: bool, tuple: list, dict: dict}
+# What a phase sets itself, so a plan's [engine] table may not.
+_PHASE_SETTINGS = {"train_steps", "global_batch_size", "learning_rate", "warmup_steps",
+                   "decay_power", "accumulation_steps", "clip_norm"}
 
 
 def _fields(cls, raw: dict, where: str, path: str) -> dict:
@@ -125,7 +129,18 @@ def _parse(raw: dict, path: str) -> Plan:
         raise DataError("plan", f"{path}: phase names repeat ({', '.join(names)})",
                         "give each phase its own name: it names its checkpoint directory")
     raw["phases"] = tuple(phases)
+    _check_engine(raw.get("engine") or {}, path)
     return Plan(**raw)
+
+
+def _check_engine(engine: dict, path: str) -> None:
+    from bert_pretrain.trainer import TrainConfig   # TensorFlow: only when a plan is loaded
+
+    allowed = {f.name for f in dataclasses.fields(TrainConfig)} - _PHASE_SETTINGS
+    unknown = sorted(set(engine) - allowed)
+    if unknown:
+        raise DataError("plan", f"{path}: [engine] has unknown setting(s) {', '.join(unknown)}",
+                        f"use only {', '.join(sorted(allowed))}")
 
 
 def _check_phase(phase: Phase, where: str) -> None:

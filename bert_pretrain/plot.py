@@ -1,0 +1,53 @@
+"""A PNG of a plan's run: loss, MLM accuracy and learning rate over both phases, the phase
+boundary marked. Reads the TensorBoard events the trainer wrote, so it works on a resumed run."""
+
+import os
+
+import tensorflow as tf
+
+
+def read_scalars(directory: str) -> dict:
+    """{tag: [(step, value), ...]} from the event files in `directory` (latest value per step)."""
+    series = {}
+    for path in sorted(tf.io.gfile.glob(os.path.join(directory, "events.out.tfevents.*"))):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                series.setdefault(value.tag, {})[event.step] = float(tf.make_ndarray(value.tensor))
+    return {tag: sorted(points.items()) for tag, points in series.items()}
+
+
+def plot_run(phase_dirs: list, names: list, phase_steps: list, learning_rates: list,
+             path: str) -> str:
+    """Phases laid end to end on one step axis, the learning rate drawn from the schedule itself
+    (`learning_rates`: (step, rate) pairs) so the re-warm-up shows; written to a temporary name,
+    then renamed."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (loss_axis, accuracy_axis, rate_axis) = plt.subplots(3, 1, figsize=(8, 9), sharex=True)
+    offset = 0
+    for directory, name, steps in zip(phase_dirs, names, phase_steps):
+        train, held_out = (read_scalars(os.path.join(directory, split))
+                           for split in ("train", "eval"))
+        for axis, tag in ((loss_axis, "mlm_loss"), (accuracy_axis, "mlm_accuracy")):
+            for series, style, label in ((train, "-", "train"), (held_out, "o", "held-out")):
+                points = series.get(tag, [])
+                if points:
+                    x, y = zip(*points)
+                    axis.plot([offset + step for step in x], y, style, label=f"{name} {label}")
+        offset += steps
+        for axis in (loss_axis, accuracy_axis, rate_axis):
+            axis.axvline(offset, color="grey", linestyle="--", linewidth=0.8)
+    rate_axis.plot(*zip(*learning_rates), color="black")
+    loss_axis.set_ylabel("MLM loss")
+    accuracy_axis.set_ylabel("MLM accuracy")
+    rate_axis.set_ylabel("learning rate")
+    loss_axis.legend(fontsize="small")
+    rate_axis.set_xlabel("step (phases end to end; dashed: end of a phase)")
+    figure.tight_layout()
+    temporary = path + ".tmp.png"
+    figure.savefig(temporary, dpi=100)
+    plt.close(figure)
+    os.replace(temporary, path)
+    return path
