@@ -212,40 +212,39 @@ class Trainer:
                                    metrics.flops_per_token(model_lib.parameter_count(self.model), self.model_config,
                                                            train.max_seq_length),
                                    config.peak_tflops * self.strategy.num_replicas_in_sync)
-        preempted = _PreemptionFlag()
-        result = {}
-        step = start
-        while step < config.train_steps and not preempted.raised:
-            self._reseed_dropout(step)
-            count = min(config.steps_per_loop, config.train_steps - step)
-            started = time.perf_counter()
-            totals = {k: float(v) for k, v in self._train_loop(iterator, tf.constant(count)).items()}
-            step = int(self.step.numpy())
-            result = metrics.means(totals) | {"learning_rate": float(self.optimizer.learning_rate.numpy()),
-                                              "skipped_steps": int(self.skipped.numpy()),
-                                              "loss_scale": float(self.loss_scale.numpy())}
-            result |= meter.update(step, count, time.perf_counter() - started)
-            result |= metrics.trust_ratio_summary(self.optimizer.trust_ratios())
-            writers.write("train", step, result)
-            log(metrics.progress_line(step, config.train_steps, result))
-            if int(self.skipped_in_a_row.numpy()) >= config.max_consecutive_skips:
-                raise NonFiniteError(
-                    f"stopped at step {step}: {config.max_consecutive_skips} consecutive steps had non-finite "
-                    f"gradients; the last good checkpoint is {self.manager.latest_checkpoint}; lower "
-                    "--learning_rate, set --clip_norm or check the data")
-            if eval_spec and config.eval_every and step % config.eval_every == 0 and step < config.train_steps:
-                writers.write("eval", step, self.evaluate(eval_spec))
-            if config.checkpoint_every and step % config.checkpoint_every == 0:
-                self.save()
-        if preempted.raised:
-            log(f"SIGTERM: saved {self.save()} at step {step}; restart with the same flags to resume")
-            return result
+        with _PreemptionFlag() as preempted:
+            result = {}
+            step = start
+            while step < config.train_steps and not preempted.raised:
+                self._reseed_dropout(step)
+                count = min(config.steps_per_loop, config.train_steps - step)
+                started = time.perf_counter()
+                totals = {k: float(v) for k, v in self._train_loop(iterator, tf.constant(count)).items()}
+                step = int(self.step.numpy())
+                result = metrics.means(totals) | {"learning_rate": float(self.optimizer.learning_rate.numpy()),
+                                                  "skipped_steps": int(self.skipped.numpy()),
+                                                  "loss_scale": float(self.loss_scale.numpy())}
+                result |= meter.update(step, count, time.perf_counter() - started)
+                result |= metrics.trust_ratio_summary(self.optimizer.trust_ratios())
+                writers.write("train", step, result)
+                log(metrics.progress_line(step, config.train_steps, result))
+                if int(self.skipped_in_a_row.numpy()) >= config.max_consecutive_skips:
+                    raise NonFiniteError(
+                        f"stopped at step {step}: {config.max_consecutive_skips} consecutive steps had non-finite "
+                        f"gradients; the last good checkpoint is {self.manager.latest_checkpoint}; lower "
+                        "--learning_rate, set --clip_norm or check the data")
+                if eval_spec and config.eval_every and step % config.eval_every == 0 and step < config.train_steps:
+                    writers.write("eval", step, self.evaluate(eval_spec))
+                if config.checkpoint_every and step % config.checkpoint_every == 0:
+                    self.save()
+            if preempted.raised:
+                log(f"SIGTERM: saved {self.save()} at step {step}; restart with the same flags to resume")
+                return result
         if self.manager.latest_checkpoint != os.path.join(self.model_dir, f"ckpt-{step}"):
             self.save()
         if eval_spec:
             result |= {f"eval_{k}": v for k, v in self.evaluate(eval_spec).items()}
             writers.write("eval", step, {k[5:]: v for k, v in result.items() if k.startswith("eval_")})
-        preempted.restore()
         return result
 
     def export(self, export_dir: str) -> None:
@@ -259,14 +258,15 @@ class Trainer:
 class _PreemptionFlag:
     """SIGTERM (preemption notice) only sets a flag; the loop saves at the next host call."""
 
-    def __init__(self):
+    def __enter__(self):
         self.raised = False
         self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
 
     def _handle(self, signum, frame):
         self.raised = True
 
-    def restore(self):
+    def __exit__(self, *exc_info):
         signal.signal(signal.SIGTERM, self._previous)
 
 
