@@ -27,8 +27,8 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "lamb-tf-demo=lamb_tf.demo:run",
             "bert-pretrain-data=bert_pretrain.data.cli:main",
+            "bert-pretrain=bert_pretrain.cli:main",
         ],
     },
 )

@@ -1,4 +1,5 @@
-"""`bert-pretrain train --train_files=... --model_dir=... --preset=mini ...` (absl flags).
+"""`bert-pretrain run --plan=...` (bert_pretrain.run: a whole plan) and `bert-pretrain train
+--train_files=... --model_dir=... --preset=mini ...` (one phase), absl flags.
 
 Every usage problem (flags, data, model_dir) is found before the first step and printed as one line.
 """
@@ -6,6 +7,8 @@ Every usage problem (flags, data, model_dir) is found before the first step and 
 import sys
 
 from absl import app, flags
+
+from bert_pretrain import run as run_lib   # defines the run command's flags before parsing
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("train_files", None, "Comma-separated globs of training TFRecords (local or gs://).")
@@ -92,10 +95,13 @@ def _main(argv):
     from bert_pretrain.data.errors import DataError
     from bert_pretrain.trainer import NonFiniteError
 
-    if argv[1:] != ["train"]:
-        raise app.UsageError("usage: bert-pretrain train --train_files=... --model_dir=... [flags]")
+    commands = {"train": train, "run": run_lib.run}
+    if len(argv) != 2 or argv[1] not in commands:
+        raise app.UsageError("usage: bert-pretrain run [--plan=demo ...]  (a whole plan: data, "
+                             "both phases, plot)\n       bert-pretrain train --train_files=... "
+                             "--model_dir=... [flags]  (one phase)")
     try:
-        train()
+        commands[argv[1]]()
     except (DataError, NonFiniteError) as error:
         print(f"bert-pretrain: {error}", file=sys.stderr)
         return 1
