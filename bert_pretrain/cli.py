@@ -60,6 +60,8 @@ def train() -> dict:
             raise DataError(name, "is required", f"pass --{name}=...")
     if FLAGS.cpu_devices:
         strategy_lib.split_cpu(FLAGS.cpu_devices)
+    # Before any other TensorFlow op: multi-worker collectives must be configured at start-up.
+    strategy = strategy_lib.make_strategy(FLAGS.strategy, FLAGS.tpu, FLAGS.tpu_zone, FLAGS.tpu_project)
     specs = {}
     for flag in ("train_files", "eval_files"):
         if FLAGS[flag].value:
@@ -83,7 +85,6 @@ def train() -> dict:
         max_consecutive_skips=FLAGS.max_consecutive_skips, checkpoint_every=FLAGS.checkpoint_every,
         keep_checkpoints=FLAGS.keep_checkpoints, eval_every=FLAGS.eval_every, seed=FLAGS.seed,
         peak_tflops=FLAGS.peak_tflops)
-    strategy = strategy_lib.make_strategy(FLAGS.strategy, FLAGS.tpu, FLAGS.tpu_zone, FLAGS.tpu_project)
     trainer = trainer_lib.Trainer(model_config, train_config, strategy, FLAGS.model_dir)
     result = trainer.train(specs["train_files"], specs.get("eval_files"))
     if FLAGS.export_dir and int(trainer.step.numpy()) >= FLAGS.train_steps:

@@ -74,13 +74,14 @@ def run() -> list:
                             "phases", "give one global batch size per phase")
         plan = plans.dataclasses.replace(plan, phases=tuple(
             plans.rescale(phase, size) for phase, size in zip(plan.phases, sizes)))
+    if FLAGS.cpu_devices:
+        strategy_lib.split_cpu(FLAGS.cpu_devices)
+    # Before any other TensorFlow op: multi-worker collectives must be configured at start-up.
+    strategy = strategy_lib.make_strategy(FLAGS.strategy, FLAGS.tpu, FLAGS.tpu_zone,
+                                          FLAGS.tpu_project)
     ensure_data(plan, data_dir, FLAGS.corpus or (DEMO_CORPUS if demo else ""),
                 FLAGS.eval_corpus or (DEMO_EVAL_CORPUS if demo else ""), FLAGS.data_vocab_size,
                 print)
-    if FLAGS.cpu_devices:
-        strategy_lib.split_cpu(FLAGS.cpu_devices)
-    strategy = strategy_lib.make_strategy(FLAGS.strategy, FLAGS.tpu, FLAGS.tpu_zone,
-                                          FLAGS.tpu_project)
     engine = {name: FLAGS[name].value for name in ENGINE_FLAGS if FLAGS[name].present}
     results = phases.run_plan(plan, data_dir, model_dir, strategy, FLAGS.micro_batch_size, engine)
     if len(results) == len(plan.phases):

@@ -77,7 +77,9 @@ class Trainer:
                  model_dir: str):
         config.check(strategy.num_replicas_in_sync)
         self.model_config, self.config, self.strategy, self.model_dir = model_config, config, strategy, model_dir
-        _check_model_dir(model_dir, model_config)
+        self.write_dir = _write_dir(strategy, model_dir)
+        if self.write_dir == model_dir:
+            _check_model_dir(model_dir, model_config)
         tf_keras.mixed_precision.set_global_policy(config.precision)
         tf_keras.utils.set_random_seed(config.seed)
         # Dropout from tf.random.Generator: XLA ignores the seeds of tf.random.uniform, generators it honours.
@@ -99,7 +101,7 @@ class Trainer:
         self.checkpoint = tf.train.Checkpoint(
             model=self.model, optimizer=self.optimizer, step=self.step, skipped=self.skipped,
             skipped_in_a_row=self.skipped_in_a_row, good_in_a_row=self.good_in_a_row, loss_scale=self.loss_scale)
-        self.manager = tf.train.CheckpointManager(self.checkpoint, model_dir, config.keep_checkpoints)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, self.write_dir, config.keep_checkpoints)
         self._generators = [layer._random_generator._generator for layer in self.model.submodules
                             if getattr(getattr(layer, "_random_generator", None), "_generator", None)]
 
@@ -178,9 +180,11 @@ class Trainer:
             generator.reset_from_seed(hash((self.config.seed, step, index)) % (1 << 62))
 
     def restore(self) -> int:
-        """Resumes from the latest checkpoint in model_dir, if any; returns the step reached."""
-        if self.manager.latest_checkpoint:
-            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+        """Resumes from the latest checkpoint in model_dir (every worker reads the chief's), if any;
+        returns the step reached."""
+        latest = tf.train.latest_checkpoint(self.model_dir)
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
         return int(self.step.numpy())
 
     def save(self) -> str:
@@ -207,7 +211,7 @@ class Trainer:
         dataset = self.strategy.distribute_datasets_from_function(input_pipeline.train_dataset_fn(
             train, config.global_batch_size, config.seed, consumed_steps=start))
         iterator = iter(dataset)
-        writers = metrics.SummaryWriters(self.model_dir)
+        writers = metrics.SummaryWriters(self.write_dir)
         meter = metrics.Throughput(config.train_steps, config.global_batch_size, train.max_seq_length,
                                    metrics.flops_per_token(model_lib.parameter_count(self.model), self.model_config,
                                                            train.max_seq_length),
@@ -240,7 +244,7 @@ class Trainer:
             if preempted.raised:
                 log(f"SIGTERM: saved {self.save()} at step {step}; restart with the same flags to resume")
                 return result
-        if self.manager.latest_checkpoint != os.path.join(self.model_dir, f"ckpt-{step}"):
+        if self.manager.latest_checkpoint != os.path.join(self.write_dir, f"ckpt-{step}"):
             self.save()
         if eval_spec:
             result |= {f"eval_{k}": v for k, v in self.evaluate(eval_spec).items()}
@@ -289,6 +293,20 @@ def _trained_variables(model, strategy: tf.distribute.Strategy) -> list:
 
     tf.function(lambda: strategy.run(probe)).get_concrete_function()
     return [v for v, used in zip(model.trainable_variables, connected) if used]
+
+
+def _write_dir(strategy: tf.distribute.Strategy, model_dir: str) -> str:
+    """Under MultiWorkerMirroredStrategy every worker takes part in each save, but only the chief
+    writes model_dir; the others write to a directory of their own inside it (TensorFlow's pattern
+    for multi-worker checkpoints), which nothing reads."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
+        return model_dir
+    task_type, task_id = resolver.task_type, resolver.task_id
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    if task_type is None or task_type == "chief" or (not has_chief and task_type == "worker" and task_id == 0):
+        return model_dir
+    return os.path.join(model_dir, f"worker-{task_type}-{task_id}")
 
 
 def _check_model_dir(model_dir: str, model_config: ModelConfig) -> None:
