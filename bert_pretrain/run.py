@@ -39,7 +39,9 @@ def ensure_data(plan, data_dir: str, corpus: str, eval_corpus: str, vocab_size: 
 
     vocab_file = None
     for phase in plan.phases:
-        for subdir, source in ((phase.data, corpus), (phase.eval_data, eval_corpus)):
+        # Held-out text is masked once (dupe_factor 1): evaluation needs no repeats.
+        for subdir, source, dupe_factor in ((phase.data, corpus, 10),
+                                            (phase.eval_data, eval_corpus, 1)):
             if not subdir:
                 continue
             directory = os.path.join(data_dir, subdir)
@@ -54,7 +56,7 @@ def ensure_data(plan, data_dir: str, corpus: str, eval_corpus: str, vocab_size: 
             create_pretraining_data(Options(
                 input=source, output_dir=directory, vocab_file=vocab_file, vocab_size=vocab_size,
                 max_seq_length=phase.max_seq_length,
-                max_predictions_per_seq=phase.max_predictions_per_seq))
+                max_predictions_per_seq=phase.max_predictions_per_seq, dupe_factor=dupe_factor))
             vocab_file = vocab_file or os.path.join(directory, VOCAB_FILENAME)
 
 
