@@ -6,6 +6,7 @@ plots the run. With no flags it is the README's demo: plan `demo` on the built-i
 records from another built-in text, everything under runs/demo.
 """
 
+import dataclasses
 import os
 
 from absl import flags
@@ -74,7 +75,7 @@ def run() -> list:
         if len(sizes) != len(plan.phases):
             raise DataError("phase_batch_sizes", f"{len(sizes)} sizes for {len(plan.phases)} "
                             "phases", "give one global batch size per phase")
-        plan = plans.dataclasses.replace(plan, phases=tuple(
+        plan = dataclasses.replace(plan, phases=tuple(
             plans.rescale(phase, size) for phase, size in zip(plan.phases, sizes)))
     if FLAGS.cpu_devices:
         strategy_lib.split_cpu(FLAGS.cpu_devices)
