@@ -2,7 +2,8 @@
 
 TensorFlow (default): each optimizer gets fresh variables and the same gradients; a
 `tf.function` applies them, with and without XLA. "first" is the first call (trace + compile +
-one step), "step" the median of --steps later calls, taken round-robin over the rows. Ratios are to Keras Adam measured in this
+one step), "step" the median of --steps later calls, each row's steps alternating with Keras
+Adam's so that both see the same load. Ratios are to Keras Adam measured in this
 process, so a noisy machine slows numerator and denominator alike.
 
     python benchmarks/optimizer_step.py --size=base            # 2-core CPU, TF backend
@@ -119,23 +120,27 @@ def run_tensorflow(specs):
     print(f"TensorFlow {tf.__version__}, BERT-{FLAGS.size}: {params:,} parameters in "
           f"{len(specs)} variables, {os.cpu_count()} CPUs")
     for mode in FLAGS.modes:
-        prepared = {name: prepare_tf_row(*rows[name], specs, grads, xla=(mode == "xla"))
-                    for name in names}
-        steps = {name: [] for name in names}
-        for _ in range(FLAGS.steps):  # round-robin, so load changes hit every row alike
-            for name in names:
-                steps[name].append(prepared[name][0]())
-        results = {name: (first, statistics.median(steps[name]), slots)
-                   for name, (_, first, slots) in prepared.items()}
-        del prepared
-        gc.collect()
-        base_first, base_step, _ = results["keras Adam"]
+        xla = mode == "xla"
+        baseline = prepare_tf_row(*rows["keras Adam"], specs, grads, xla=xla)
         print(f"\n[{mode}] {'optimizer':24s} {'step s':>8s} {'×Adam':>6s} {'first s':>8s} "
               f"{'×Adam':>6s} {'state/params':>12s}")
-        for name, (first, step, slots) in results.items():
-            print(f"[{mode}] {name:24s} {step:8.3f} {step / base_step:6.2f} {first:8.1f} "
-                  f"{first / base_first:6.2f} {slots / params:12.2f}")
-        sys.stdout.flush()
+        for name in names:
+            # Each row alternates with Keras Adam, step by step, so a change of load hits both;
+            # only two rows' state is alive at a time.
+            row = baseline if name == "keras Adam" else prepare_tf_row(*rows[name], specs, grads,
+                                                                         xla=xla)
+            row_steps, base_steps = [], []
+            for _ in range(FLAGS.steps):
+                row_steps.append(row[0]())
+                base_steps.append(baseline[0]())
+            step, base_step = statistics.median(row_steps), statistics.median(base_steps)
+            print(f"[{mode}] {name:24s} {step:8.3f} {step / base_step:6.2f} {row[1]:8.1f} "
+                  f"{row[1] / baseline[1]:6.2f} {row[2] / params:12.2f}")
+            sys.stdout.flush()
+            del row
+            gc.collect()
+        del baseline
+        gc.collect()
 
 
 def main(argv):
