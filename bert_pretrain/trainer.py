@@ -104,6 +104,10 @@ class Trainer:
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.write_dir, config.keep_checkpoints)
         self._generators = [layer._random_generator._generator for layer in self.model.submodules
                             if getattr(getattr(layer, "_random_generator", None), "_generator", None)]
+        if strategy.num_replicas_in_sync == 1 and not isinstance(strategy, tf.distribute.TPUStrategy):
+            # One replica: the LAMB update compiles with XLA too. (Across replicas it holds a
+            # cross-replica merge, which XLA cannot compile; on TPU the whole step is XLA anyway.)
+            self._apply = tf.function(self._apply, jit_compile=True)
 
     # ----- device side -----
 
