@@ -28,7 +28,8 @@ flags.DEFINE_integer("accumulation_steps", 1, "Micro-batches per replica per ste
 flags.DEFINE_float("learning_rate", 1e-3, "Peak learning rate (see lamb_tf.schedules.sqrt_scaled_learning_rate).")
 flags.DEFINE_integer("warmup_steps", 100, "Linear warmup from 0.")
 flags.DEFINE_float("decay_power", 1.0, "Polynomial decay power after warmup (paper 1, NVIDIA 0.5).")
-flags.DEFINE_float("weight_decay", 0.01, "LAMB weight decay (not on LayerNorm and biases).")
+flags.DEFINE_enum("optimizer", "lamb", ["lamb", "adamw", "lars"], "Update rule (AdamW and LARS for comparisons).")
+flags.DEFINE_float("weight_decay", 0.01, "Weight decay (not on LayerNorm and biases).")
 flags.DEFINE_float("clip_norm", 0.0, "Global gradient clip norm; 0 = off.")
 flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"], "Compute dtype policy.")
 flags.DEFINE_integer("steps_per_loop", 100, "Steps per host call.")
@@ -84,7 +85,7 @@ def train() -> dict:
         weight_decay=FLAGS.weight_decay, clip_norm=FLAGS.clip_norm, precision=FLAGS.precision,
         max_consecutive_skips=FLAGS.max_consecutive_skips, checkpoint_every=FLAGS.checkpoint_every,
         keep_checkpoints=FLAGS.keep_checkpoints, eval_every=FLAGS.eval_every, seed=FLAGS.seed,
-        peak_tflops=FLAGS.peak_tflops)
+        peak_tflops=FLAGS.peak_tflops, optimizer=FLAGS.optimizer)
     trainer = trainer_lib.Trainer(model_config, train_config, strategy, FLAGS.model_dir)
     result = trainer.train(specs["train_files"], specs.get("eval_files"))
     if FLAGS.export_dir and int(trainer.step.numpy()) >= FLAGS.train_steps:

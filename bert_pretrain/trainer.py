@@ -21,9 +21,10 @@ from bert_pretrain.config import ModelConfig
 from bert_pretrain.data.errors import DataError
 from lamb_tf import BERT_EXCLUSIONS
 from lamb_tf.schedules import WarmupPolynomialDecay
-from lamb_tf.tf_keras import LAMB
+from lamb_tf.tf_keras import LAMB, LARS
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+OPTIMIZERS = ("lamb", "adamw", "lars")
 CONFIG_FILE = "bert_config.json"
 
 
@@ -48,6 +49,7 @@ class TrainConfig:
     eval_every: int = 0              # 0 = evaluate only at the end (if there are eval files)
     seed: int = 12345
     peak_tflops: float = 0.0         # per replica, for the MFU estimate; 0 = do not estimate
+    optimizer: str = "lamb"          # "adamw" and "lars" are for comparisons (benchmarks/large_batch_study.py)
 
     def check(self, replicas: int) -> None:
         """Every problem as one line naming the flag, before any compute."""
@@ -55,6 +57,7 @@ class TrainConfig:
             if not ok:
                 raise DataError(flag, problem, "change the flag")
         need(self.precision in PRECISIONS, "precision", f"{self.precision!r} is not one of {PRECISIONS}")
+        need(self.optimizer in OPTIMIZERS, "optimizer", f"{self.optimizer!r} is not one of {OPTIMIZERS}")
         need(self.train_steps > 0 and self.steps_per_loop > 0, "train_steps", "steps must be positive")
         need(self.global_batch_size % (replicas * self.accumulation_steps) == 0, "global_batch_size",
              f"{self.global_batch_size} is not a multiple of {replicas} replicas x "
@@ -64,6 +67,22 @@ class TrainConfig:
             need(every >= 0 and every % self.steps_per_loop == 0, flag,
                  f"{every} is not a multiple of --steps_per_loop={self.steps_per_loop}")
         need(0 <= self.warmup_steps < self.train_steps, "warmup_steps", "must be below --train_steps")
+
+
+def make_optimizer(config: TrainConfig, schedule):
+    """LAMB with BERT's exclusions; AdamW (tf_keras') and LARS (beta_1 as momentum) with the same
+    weight decay, exclusions and clipping, so that a comparison changes only the update rule."""
+    common = dict(weight_decay=config.weight_decay, global_clipnorm=config.clip_norm or None)
+    if config.optimizer == "adamw":
+        optimizer = tf_keras.optimizers.AdamW(schedule, beta_1=config.beta_1, beta_2=config.beta_2,
+                                              epsilon=config.epsilon, **common)
+        optimizer.exclude_from_weight_decay(var_names=BERT_EXCLUSIONS)
+        return optimizer
+    if config.optimizer == "lars":
+        return LARS(schedule, momentum=config.beta_1, exclude_from_weight_decay=BERT_EXCLUSIONS,
+                    record_trust_ratios=True, **common)
+    return LAMB(schedule, beta_1=config.beta_1, beta_2=config.beta_2, epsilon=config.epsilon,
+                exclude_from_weight_decay=BERT_EXCLUSIONS, record_trust_ratios=True, **common)
 
 
 class NonFiniteError(RuntimeError):
@@ -90,9 +109,7 @@ class Trainer:
             self.variables = _trained_variables(self.model, strategy)
             schedule = WarmupPolynomialDecay(config.learning_rate, config.warmup_steps, config.train_steps,
                                              power=config.decay_power)
-            self.optimizer = LAMB(schedule, beta_1=config.beta_1, beta_2=config.beta_2, epsilon=config.epsilon,
-                                  weight_decay=config.weight_decay, exclude_from_weight_decay=BERT_EXCLUSIONS,
-                                  global_clipnorm=config.clip_norm or None, record_trust_ratios=True)
+            self.optimizer = make_optimizer(config, schedule)
             self.optimizer.build(self.variables)
             counter = lambda: tf.Variable(0, dtype=tf.int64, trainable=False)  # noqa: E731
             self.step, self.skipped, self.skipped_in_a_row, self.good_in_a_row = (counter() for _ in range(4))
@@ -233,7 +250,8 @@ class Trainer:
                                                   "skipped_steps": int(self.skipped.numpy()),
                                                   "loss_scale": float(self.loss_scale.numpy())}
                 result |= meter.update(step, count, time.perf_counter() - started)
-                result |= metrics.trust_ratio_summary(self.optimizer.trust_ratios())
+                if hasattr(self.optimizer, "trust_ratios"):
+                    result |= metrics.trust_ratio_summary(self.optimizer.trust_ratios())
                 writers.write("train", step, result)
                 log(metrics.progress_line(step, config.train_steps, result))
                 if int(self.skipped_in_a_row.numpy()) >= config.max_consecutive_skips:

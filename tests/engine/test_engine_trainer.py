@@ -143,3 +143,33 @@ def test_mixed_precision(tmp_path, spec):
     assert all(v.dtype == tf.float32 for v in float16.variables)
     assert np.isfinite(result["mlm_loss"]) and abs(result["mlm_loss"] - np.log(VOCAB)) < 0.5
     assert result["loss_scale"] == 2.0 ** 15 and result["skipped_steps"] == 0
+
+
+@pytest.mark.parametrize("name", trainer_lib.OPTIMIZERS)
+def test_optimizer_choice_first_step(tmp_path, spec, name):
+    """The first step tells the three update rules apart. LAMB and LARS: every layer-adapted
+    variable moves by exactly lr x its norm (the trust ratio's whole point). AdamW: bias-corrected
+    m/sqrt(v) is sign(g), so elements move by about lr each, excluded ones (LayerNorm, biases)
+    without the decay term (a tiny epsilon keeps that exact for small gradients)."""
+    lr, decay = 1e-2, 0.01
+    trainer = make(tmp_path, optimizer=name, learning_rate=lr, weight_decay=decay, train_steps=1,
+                   epsilon=1e-12, warmup_steps=0, steps_per_loop=1, checkpoint_every=1)
+    before = weights(trainer)
+    trainer.train(spec, log=lambda line: None)
+    adam_steps = []
+    for variable, old in zip(trainer.variables, before):
+        delta = (variable.numpy() - old).astype(np.float64)
+        excluded = any(pattern in variable.name for pattern in trainer_lib.BERT_EXCLUSIONS)
+        if name == "adamw":
+            # Keras' AdamW decays first (x -= lr wd x), then takes the Adam step.
+            step = np.abs(delta + (0 if excluded else lr * decay * old))
+            moved = step[step > 1e-7]                   # the rest had no gradient (unused rows)
+            assert np.all(moved <= lr * (1 + 1e-4)), variable.name
+            adam_steps.append(moved)
+        elif not excluded:
+            np.testing.assert_allclose(np.linalg.norm(delta), lr * np.linalg.norm(old), rtol=1e-4,
+                                       err_msg=variable.name)
+    if name == "adamw":   # (a few gradients are rounding noise, e.g. attention key biases')
+        assert np.median(np.concatenate(adam_steps)) > 0.99 * lr
+    with pytest.raises(DataError, match="--optimizer: 'sgd' is not one of"):
+        make(tmp_path / "bad", optimizer="sgd")
