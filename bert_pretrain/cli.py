@@ -33,6 +33,8 @@ flags.DEFINE_float("weight_decay", 0.01, "Weight decay (not on LayerNorm and bia
 flags.DEFINE_float("clip_norm", 0.0, "Global gradient clip norm; 0 = off.")
 flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"], "Compute dtype policy.")
 flags.DEFINE_integer("steps_per_loop", 100, "Steps per host call.")
+flags.DEFINE_enum("xla", "auto", ["auto", "on", "off"], "Compile the step with XLA: auto = on GPU, not on CPU "
+                  "(TPU steps are always XLA).")
 flags.DEFINE_integer("checkpoint_every", 1000, "Checkpoint interval (multiple of --steps_per_loop).")
 flags.DEFINE_integer("keep_checkpoints", 5, "Checkpoints kept.")
 flags.DEFINE_integer("eval_every", 0, "Evaluation interval (multiple of --steps_per_loop); 0 = at the end.")
@@ -85,7 +87,7 @@ def train() -> dict:
         weight_decay=FLAGS.weight_decay, clip_norm=FLAGS.clip_norm, precision=FLAGS.precision,
         max_consecutive_skips=FLAGS.max_consecutive_skips, checkpoint_every=FLAGS.checkpoint_every,
         keep_checkpoints=FLAGS.keep_checkpoints, eval_every=FLAGS.eval_every, seed=FLAGS.seed,
-        peak_tflops=FLAGS.peak_tflops, optimizer=FLAGS.optimizer)
+        peak_tflops=FLAGS.peak_tflops, optimizer=FLAGS.optimizer, xla=FLAGS.xla)
     trainer = trainer_lib.Trainer(model_config, train_config, strategy, FLAGS.model_dir)
     result = trainer.train(specs["train_files"], specs.get("eval_files"))
     if FLAGS.export_dir and int(trainer.step.numpy()) >= FLAGS.train_steps:

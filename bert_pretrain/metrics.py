@@ -17,10 +17,17 @@ def means(totals: dict) -> dict:
     return out
 
 
-def flops_per_token(parameters: int, model_config, seq_length: int) -> float:
-    """Training FLOPs per token: 6 per parameter (forward + backward) plus attention scores and
-    values, 12 x layers x hidden x sequence length (Kaplan et al., 2020; PaLM appendix B)."""
-    return 6.0 * parameters + 12.0 * model_config.num_layers * model_config.hidden_size * seq_length
+def flops_per_token(model_config, seq_length: int, max_predictions: int) -> float:
+    """Training FLOPs per token (forward + backward = 6 per weight a token meets; Kaplan et al.,
+    2020; PaLM appendix B): the layers' 4 H^2 attention and 2 H I feed-forward weights; attention
+    scores and values, 12 x hidden x sequence length per layer; the MLM head (H^2 + vocab x H) and
+    the NSP head (H^2 + 2 H) only at the positions they read. Embedding lookups are not FLOPs."""
+    hidden, intermediate = model_config.hidden_size, model_config.intermediate_size
+    layers = model_config.num_layers * (6.0 * (4 * hidden ** 2 + 2 * hidden * intermediate)
+                                        + 12.0 * hidden * seq_length)
+    mlm = 6.0 * (hidden ** 2 + model_config.vocab_size * hidden) * max_predictions / seq_length
+    nsp = 6.0 * (hidden ** 2 + 2 * hidden) / seq_length
+    return layers + mlm + nsp
 
 
 class Throughput:

@@ -57,7 +57,3 @@ def loss_sums(outputs: dict, features: dict) -> dict:
 def total_loss(sums: dict, mlm_weight_total, examples_total):
     """Weighted-mean MLM loss + mean NSP loss, over totals that may span more than this batch."""
     return sums["mlm_loss"] / mlm_weight_total + sums["nsp_loss"] / examples_total
-
-
-def parameter_count(model: tf_keras.Model) -> int:
-    return int(sum(v.shape.num_elements() for v in model.trainable_variables))

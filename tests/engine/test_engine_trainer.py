@@ -173,3 +173,16 @@ def test_optimizer_choice_first_step(tmp_path, spec, name):
         assert np.median(np.concatenate(adam_steps)) > 0.99 * lr
     with pytest.raises(DataError, match="--optimizer: 'sgd' is not one of"):
         make(tmp_path / "bad", optimizer="sgd")
+
+
+def test_xla_and_graph_steps_agree(tmp_path, spec):
+    """--xla=on (the GPU default) and off (the CPU default) train the same weights."""
+    graph = make(tmp_path / "graph", xla="off")
+    xla = make(tmp_path / "xla", xla="on")
+    assert all(np.array_equal(a, b) for a, b in zip(weights(graph), weights(xla)))
+    graph.train(spec, log=lambda line: None)
+    xla.train(spec, log=lambda line: None)
+    for a, b in zip(weights(graph), weights(xla)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    with pytest.raises(DataError, match="--xla: 'yes' is not one of"):
+        make(tmp_path / "bad", xla="yes")
