@@ -1,0 +1,45 @@
+"""benchmarks/large_batch_study.py --quick end to end (its CI smoke test): every optimizer at every
+batch size gets a row with finite held-out metrics, and the plot is written; a bad flag is one
+error line before any work."""
+
+import csv
+import math
+import os
+import subprocess
+import sys
+
+SCRIPT = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "large_batch_study.py")
+
+
+def study(*args):
+    return subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True, timeout=900)
+
+
+def test_quick_study_writes_every_run_and_the_plot(tmp_path):
+    done = study("--quick", f"--output_dir={tmp_path}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    with open(tmp_path / "large_batch_study.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    selected = [r for r in rows if r["selected"] == "1"]
+    batches = sorted({int(r["batch_size"]) for r in selected})
+    assert len(batches) == 2 and batches[1] == 4 * batches[0]
+    assert sorted((r["optimizer"], int(r["batch_size"])) for r in selected) == sorted(
+        (o, b) for o in ("lamb", "adamw", "lars") for b in batches)
+    for row in rows:
+        for key in ("eval_mlm_accuracy", "eval_mlm_loss", "train_mlm_loss"):
+            assert math.isfinite(float(row[key])), row
+        assert 0 <= float(row["eval_mlm_accuracy"]) <= 1
+    # Same epochs at every batch: 4x the batch, a quarter of the steps; sqrt-scaled learning rate.
+    for name in ("lamb", "adamw", "lars"):
+        small, large = sorted((r for r in selected if r["optimizer"] == name), key=lambda r: int(r["batch_size"]))
+        assert int(small["examples"]) - int(large["examples"]) < int(large["batch_size"])
+        assert math.isclose(float(large["learning_rate"]), 2 * float(small["learning_rate"]))
+    for suffix in (".png", ".md", ".curves.csv"):
+        assert (tmp_path / f"large_batch_study{suffix}").stat().st_size > 0
+    assert not [name for name in os.listdir(tmp_path) if ".tmp" in name]
+
+
+def test_bad_flag_is_one_line(tmp_path):
+    done = study("--quick", "--optimizers=lamb,sgd", f"--output_dir={tmp_path}")
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1].startswith("--optimizers: 'sgd' is not one of")
