@@ -127,6 +127,11 @@ class Trainer:
         self._generators = [layer._random_generator._generator for layer in self.model.submodules
                             if getattr(getattr(layer, "_random_generator", None), "_generator", None)]
         xla = _use_xla(config.xla)
+        if not xla:
+            # Grappler's arithmetic optimizer turns an add tree of the graph-mode step into a
+            # temporary variable that the next host call finds still alive (AlreadyExistsError,
+            # 4-layer hidden-256 model at length 128). Process-wide: TensorFlow has no per-function switch.
+            tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
         self._accumulated_gradients = tf.function(self._accumulated_gradients, jit_compile=xla)
         if xla and strategy.num_replicas_in_sync == 1 and not isinstance(strategy, tf.distribute.TPUStrategy):
             # One replica: the LAMB update compiles with XLA too. (Across replicas it holds a
