@@ -7,6 +7,9 @@ results, so both flavours run the same lines of math. Everything is computed in 
 """
 
 import dataclasses
+import functools
+import math
+import operator
 from typing import Any, Callable, Optional
 
 
@@ -16,6 +19,8 @@ class ArrayOps:
 
     sqrt: Callable
     sum: Callable  # sum(x, axis=None, keepdims=False)
+    reshape: Callable  # reshape(x, shape)
+    unstack: Callable  # unstack(x, num): the num slices along axis 0
     where: Callable
     minimum: Callable
     maximum: Callable
@@ -48,10 +53,21 @@ def _clamp(xp, value, low, high):
     return value
 
 
+# ‖t‖² is summed in two stages: first the K equal contiguous slices of t, elementwise, then the
+# n/K partial sums. XLA:CPU compiles a whole-array reduction by writing t² to memory before a
+# tree reduction (or as a scalar loop); the slice sum is one vectorised pass that reads t once
+# and makes the norms about 3x cheaper. K = 8 keeps the traced graph small (benchmarks/README.md).
+NORM_SLICES = 8
+
+
 def _norm(xp, t, stacked):
-    if not stacked:
+    """‖t‖, or one norm per variable along axis 0 (kept as broadcastable axes) if stacked."""
+    if stacked:  # small vectors only: one reduction each
+        return xp.sqrt(xp.sum(t * t, axis=tuple(range(1, len(t.shape))), keepdims=True))
+    if None in tuple(t.shape) or math.prod(t.shape) % NORM_SLICES:
         return xp.sqrt(xp.sum(t * t))
-    return xp.sqrt(xp.sum(t * t, axis=tuple(range(1, len(t.shape))), keepdims=True))
+    slices = xp.unstack(xp.reshape(t, (NORM_SLICES, -1)), NORM_SLICES)
+    return xp.sqrt(xp.sum(functools.reduce(operator.add, (part * part for part in slices))))
 
 
 def trust_ratio(xp: ArrayOps, x, update, bounds: TrustRatioBounds, stacked=False) -> TrustRatio:

@@ -11,8 +11,8 @@ from lamb_tf.algorithm import ArrayOps
 from lamb_tf.options import (LambOptions, LarsOptions, LayerwiseOptimizerMixin,
                              check_learning_rate, split_arguments, stack_groups)
 
-KERAS_OPS = ArrayOps(sqrt=ops.sqrt, sum=ops.sum, where=ops.where, minimum=ops.minimum,
-                     maximum=ops.maximum)
+KERAS_OPS = ArrayOps(sqrt=ops.sqrt, sum=ops.sum, reshape=ops.reshape, unstack=ops.unstack,
+                     where=ops.where, minimum=ops.minimum, maximum=ops.maximum)
 
 
 def _dense(gradient, shape):

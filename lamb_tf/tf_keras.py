@@ -13,8 +13,8 @@ from lamb_tf.algorithm import ArrayOps
 from lamb_tf.options import (LambOptions, LarsOptions, LayerwiseOptimizerMixin,
                              check_learning_rate, split_arguments)
 
-TF_OPS = ArrayOps(sqrt=tf.sqrt, sum=tf.reduce_sum, where=tf.where, minimum=tf.minimum,
-                  maximum=tf.maximum)
+TF_OPS = ArrayOps(sqrt=tf.sqrt, sum=tf.reduce_sum, reshape=tf.reshape, unstack=tf.unstack,
+                  where=tf.where, minimum=tf.minimum, maximum=tf.maximum)
 
 _Schedule = tf_keras.optimizers.schedules.LearningRateSchedule
 
