@@ -145,7 +145,8 @@ class Trainer:
         variables = self.variables
         grads = [tf.zeros_like(v) for v in variables]
         sums = {k: tf.constant(0.0) for k in model_lib.SUM_KEYS}
-        for i in tf.range(self.config.accumulation_steps):
+        steps = self.config.accumulation_steps
+        for i in range(1) if steps == 1 else tf.range(steps):   # no while loop around a single step
             features = {k: v[i] for k, v in batches.items()}
             with tf.GradientTape() as tape:
                 outputs = self.model(model_lib.model_inputs(features), training=True)
