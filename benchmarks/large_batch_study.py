@@ -1,6 +1,6 @@
 """The paper's claim at small scale: LAMB vs AdamW vs LARS as the batch grows (issue 8).
 
-    python benchmarks/large_batch_study.py                  # the full study, ~40 min on 2 cores
+    python benchmarks/large_batch_study.py      # the full study: 46 min on 2 shared cores (34 CPU-min)
     python benchmarks/large_batch_study.py --quick --output_dir=/tmp/study   # CI smoke test
 
 A tiny BERT learns MLM + NSP on the built-in corpus (the Python docs, split by document into
