@@ -16,7 +16,7 @@ flags.DEFINE_string("plan", "demo", "A built-in plan (demo, paper-32k, paper-64k
 flags.DEFINE_string("data_dir", "", "Phase data: <data_dir>/<phase data>/ as the plan names it "
                     "(default runs/<plan>/data).")
 flags.DEFINE_string("corpus", "", "Text to make missing phase data from (bert-pretrain-data "
-                    "--input syntax); the demo uses builtin:python-docs.")
+                    "--input syntax); the demo uses builtin:python-docstrings.")
 flags.DEFINE_string("eval_corpus", "", "Held-out text for the phases' eval_data; the demo uses "
                     "builtin:python-topics.")
 flags.DEFINE_integer("data_vocab_size", 8000, "WordPiece vocab size when the data is made here.")
@@ -26,7 +26,7 @@ flags.DEFINE_list("phase_batch_sizes", [], "Global batch per phase instead of th
                   "learning rate scales by the square root, the steps keep the epochs.")
 FLAGS = flags.FLAGS
 
-DEMO_CORPUS, DEMO_EVAL_CORPUS = "builtin:python-docs", "builtin:python-topics"
+DEMO_CORPUS, DEMO_EVAL_CORPUS = "builtin:python-docstrings", "builtin:python-topics"   # disjoint
 # Engine flags of `bert-pretrain train` that a run passes on when given explicitly.
 ENGINE_FLAGS = ("steps_per_loop", "precision", "seed", "checkpoint_every", "keep_checkpoints",
                 "eval_every", "max_consecutive_skips", "weight_decay", "peak_tflops")

@@ -132,7 +132,8 @@ class Trainer:
             # temporary variable that the next host call finds still alive (AlreadyExistsError,
             # 4-layer hidden-256 model at length 128). Process-wide: TensorFlow has no per-function switch.
             tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
-        self._accumulated_gradients = tf.function(self._accumulated_gradients, jit_compile=xla)
+        if xla:   # one XLA cluster; without XLA the step is inlined in the loop's graph
+            self._accumulated_gradients = tf.function(self._accumulated_gradients, jit_compile=True)
         if xla and strategy.num_replicas_in_sync == 1 and not isinstance(strategy, tf.distribute.TPUStrategy):
             # One replica: the LAMB update compiles with XLA too. (Across replicas it holds a
             # cross-replica merge, which XLA cannot compile; on TPU the whole step is XLA anyway.)

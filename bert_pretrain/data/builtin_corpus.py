@@ -1,8 +1,9 @@
 """A pretraining corpus that ships with every Python installation, so demos need no download.
 
 * ``python-topics``: the interactive help topics (`pydoc_data.topics`), one document per topic (~0.5 MB).
-* ``python-docs``: those topics plus the docstrings of the standard library's source files, one
-  document per module (~2 MB). Sources are parsed with `ast`, never imported (importing some stdlib
+* ``python-docstrings``: the docstrings of the standard library's source files, one document per
+  module (~1.5 MB); no topic text, so the demo can train on it and hold the topics out.
+* ``python-docs``: both (~2 MB). Sources are parsed with `ast`, never imported (importing some stdlib
   modules has side effects).
 
 Documents come in sorted topic / relative-path order and are split by a fixed rule set, so the result
@@ -17,7 +18,7 @@ import sysconfig
 
 from bert_pretrain.data.sentences import split_sentences
 
-NAMES = ("python-docs", "python-topics")
+NAMES = ("python-docs", "python-topics", "python-docstrings")
 _SKIPPED_DIRS = frozenset({"test", "tests", "idlelib", "lib2to3", "turtledemo", "site-packages",
                            "dist-packages", "__pycache__"})
 
@@ -30,8 +31,8 @@ def python_version() -> str:
 def load(name: str) -> tuple[tuple[str, ...], ...]:
     """Returns the named corpus as documents, each a tuple of sentences (cached: parsing the standard
     library takes seconds)."""
-    documents = _topic_documents()
-    if name == "python-docs":
+    documents = [] if name == "python-docstrings" else _topic_documents()
+    if name != "python-topics":
         documents += _docstring_documents()
     return tuple(tuple(d) for d in documents if d)
 

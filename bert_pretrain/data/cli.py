@@ -16,7 +16,7 @@ from bert_pretrain.data.pipeline import Options, create_pretraining_data
 _DEFAULTS = Options(input="", output_dir="")
 
 flags.DEFINE_string("input", None, "Comma-separated text files or globs (local or gs://), or "
-                    "builtin:python-docs / builtin:python-topics for the corpus shipped with Python.")
+                    "builtin:python-docs / python-topics / python-docstrings for the corpus shipped with Python.")
 flags.DEFINE_string("output_dir", None, "Directory for the shards, metadata.json and vocab.txt.")
 flags.DEFINE_enum("input_format", _DEFAULTS.input_format, ["bert", "paragraphs"],
                   "bert: one sentence per line; paragraphs: one paragraph per line, split into "

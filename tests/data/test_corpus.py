@@ -61,6 +61,13 @@ def test_input_errors_name_the_flag(tmp_path):
         corpus.open_source(str(tmp_path), "xml")
 
 
+def test_builtin_corpora_split_into_disjoint_parts():
+    """The demo trains on the docstrings and evaluates on the topics: no held-out document may be trained on."""
+    topics, docstrings = builtin_corpus.load("python-topics"), builtin_corpus.load("python-docstrings")
+    assert builtin_corpus.load("python-docs") == topics + docstrings
+    assert len(topics) > 50 and len(docstrings) > 50 and not set(topics) & set(docstrings)
+
+
 def test_builtin_corpus_does_not_depend_on_dict_order(monkeypatch):
     import pydoc_data.topics as topics_module
     first = builtin_corpus.load.__wrapped__("python-topics")
