@@ -33,8 +33,8 @@ flags.DEFINE_float("weight_decay", 0.01, "Weight decay (not on LayerNorm and bia
 flags.DEFINE_float("clip_norm", 0.0, "Global gradient clip norm; 0 = off.")
 flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"], "Compute dtype policy.")
 flags.DEFINE_integer("steps_per_loop", 100, "Steps per host call.")
-flags.DEFINE_enum("xla", "auto", ["auto", "on", "off"], "Compile the step with XLA: auto = on GPU, not on CPU "
-                  "(TPU steps are always XLA).")
+flags.DEFINE_enum("xla", "auto", ["auto", "on", "off"], "Compile the step with XLA: auto = on GPU; on CPU "
+                  "only the optimizer update (TPU steps are always XLA).")
 flags.DEFINE_integer("checkpoint_every", 1000, "Checkpoint interval (multiple of --steps_per_loop).")
 flags.DEFINE_integer("keep_checkpoints", 5, "Checkpoints kept.")
 flags.DEFINE_integer("eval_every", 0, "Evaluation interval (multiple of --steps_per_loop); 0 = at the end.")

@@ -2,7 +2,7 @@
 
 One host call runs up to `steps_per_loop` steps. Each step: every replica computes the gradient of
 its micro-batches (a while loop over accumulation steps; one XLA cluster on GPU, a TensorFlow graph
-on CPU, where oneDNN's kernels beat XLA:CPU's and compile in a fraction of the time; all XLA on TPU),
+on CPU, where oneDNN's kernels match XLA:CPU's and start much sooner; all XLA on TPU),
 gradients are summed across replicas, and the update is applied only if they are all finite. The
 loss is divided by global totals, so the summed gradient is that of one big batch of the global
 batch size.
@@ -53,7 +53,7 @@ class TrainConfig:
     seed: int = 12345
     peak_tflops: float = 0.0         # per replica, for the MFU estimate; 0 = do not estimate
     optimizer: str = "lamb"          # "adamw" and "lars" are for comparisons (benchmarks/large_batch_study.py)
-    xla: str = "auto"                # auto: XLA on GPU (and TPU, always), a plain graph on CPU
+    xla: str = "auto"                # auto: XLA on GPU (and TPU, always); on CPU only the update
 
     def check(self, replicas: int) -> None:
         """Every problem as one line naming the flag, before any compute."""
@@ -127,16 +127,19 @@ class Trainer:
         self._generators = [layer._random_generator._generator for layer in self.model.submodules
                             if getattr(getattr(layer, "_random_generator", None), "_generator", None)]
         xla = _use_xla(config.xla)
-        if not xla:
-            # Grappler's arithmetic optimizer turns an add tree of the graph-mode step into a
-            # temporary variable that the next host call finds still alive (AlreadyExistsError,
-            # 4-layer hidden-256 model at length 128). Process-wide: TensorFlow has no per-function switch.
+        if not xla and config.accumulation_steps > 1:
+            # With the accumulation loop inside the step loop, grappler's arithmetic optimizer turns
+            # an add tree into a temporary variable that the next host call finds still alive
+            # (AlreadyExistsError; 4-layer hidden-256 model at length 128). Off only then: the
+            # optimizer is worth ~25% of a step. Process-wide: there is no per-function switch.
             tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
         if xla:   # one XLA cluster; without XLA the step is inlined in the loop's graph
             self._accumulated_gradients = tf.function(self._accumulated_gradients, jit_compile=True)
-        if xla and strategy.num_replicas_in_sync == 1 and not isinstance(strategy, tf.distribute.TPUStrategy):
-            # One replica: the LAMB update compiles with XLA too. (Across replicas it holds a
-            # cross-replica merge, which XLA cannot compile; on TPU the whole step is XLA anyway.)
+        if (config.xla != "off" and strategy.num_replicas_in_sync == 1
+                and not isinstance(strategy, tf.distribute.TPUStrategy)):
+            # One replica: the LAMB update compiles with XLA, on CPU too (fused, it costs a tenth of
+            # the graph's per-variable ops). Across replicas it holds a cross-replica merge, which
+            # XLA cannot compile; on TPU the whole step is XLA anyway.
             self._apply = tf.function(self._apply, jit_compile=True)
 
     # ----- device side -----
@@ -319,8 +322,9 @@ class _PreemptionFlag:
 
 
 def _use_xla(setting: str) -> bool:
-    """auto: XLA where there is a GPU. On CPU, TensorFlow's graph with oneDNN ran a 4-layer BERT step
-    faster than XLA:CPU and started 3-4x sooner (benchmarks/train_throughput.py)."""
+    """Whether forward and backward compile with XLA. auto: where there is a GPU. On CPU, TensorFlow's
+    graph with oneDNN ran a 4-layer BERT's forward and backward about as fast as XLA:CPU and its
+    first call took 30 s instead of 47 (benchmarks/train_throughput.py)."""
     return setting == "on" or (setting == "auto" and bool(tf.config.list_logical_devices("GPU")))
 
 

@@ -189,12 +189,13 @@ def test_xla_and_graph_steps_agree(tmp_path, spec):
 
 
 def test_graph_mode_loop_of_a_wider_model(tmp_path):
-    """A 4-layer, hidden-256 model in graph mode (the CPU default) runs several steps per host call,
-    call after call. Grappler's arithmetic optimizer broke this (AlreadyExistsError on a temporary
-    variable in the second call); tiny models did not show it."""
+    """A 4-layer, hidden-256 model in graph mode (the CPU default) with accumulation runs several
+    steps per host call, call after call. Grappler's arithmetic optimizer broke this
+    (AlreadyExistsError on a temporary variable in the second call); tiny models did not show it."""
     spec = ip.DataSpec(tuple(write_shards(str(tmp_path / "data"), files=1, records=32, vocab=1000, seq=128,
                                           pred=20)), 128, 20)
     wider = config_lib.ModelConfig(1000, num_layers=4, hidden_size=256, num_heads=4)
-    trainer = make(tmp_path / "model", model=wider, global_batch_size=16, xla="off", train_steps=6)
+    trainer = make(tmp_path / "model", model=wider, global_batch_size=64, accumulation_steps=2, xla="off",
+                   train_steps=6)
     result = trainer.train(spec, log=lambda line: None)     # two host calls of three steps
     assert int(trainer.step.numpy()) == 6 and np.isfinite(result["mlm_loss"])
