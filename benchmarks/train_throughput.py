@@ -41,7 +41,7 @@ flags.DEFINE_list("engines", list(ENGINES), "Trainers to run; the ratio is ours 
 flags.DEFINE_boolean("breakdown", True, "Also time our step's parts (input, forward+backward, optimizer).")
 flags.DEFINE_string("precision", "float32", "float32 (the headline) or mixed_bfloat16 (reported separately).")
 flags.DEFINE_enum("worker", "", ("",) + ENGINES, "Internal: run one trainer and obey the parent.")
-flags.DEFINE_string("vocab_file_size", "", "Internal: the model's vocab size, decided by the parent.")
+flags.DEFINE_integer("model_vocab_size", 0, "Internal: the model's vocab size, read from the data by the parent.")
 FLAGS = flags.FLAGS
 
 WARMUP, DECAY_POWER, WEIGHT_DECAY = 10, 1.0, 0.01
@@ -85,7 +85,7 @@ def build_ours():
 
     spec = input_pipeline.DataSpec(input_pipeline.resolve_files(FLAGS.train_files, "train_files"),
                                    FLAGS.max_seq_length, FLAGS.max_predictions_per_seq)
-    model_config = config_lib.ModelConfig(int(FLAGS.vocab_file_size), FLAGS.num_layers, FLAGS.hidden_size,
+    model_config = config_lib.ModelConfig(FLAGS.model_vocab_size, FLAGS.num_layers, FLAGS.hidden_size,
                                           FLAGS.num_heads)
     config = trainer_lib.TrainConfig(
         train_steps=total_steps(), global_batch_size=FLAGS.global_batch_size, learning_rate=FLAGS.learning_rate,
@@ -136,7 +136,7 @@ def build_model_garden():
     from official.modeling import performance
 
     params = exp_factory.get_exp_config("bert/pretraining")
-    encoder = {"vocab_size": int(FLAGS.vocab_file_size), "num_layers": FLAGS.num_layers,
+    encoder = {"vocab_size": FLAGS.model_vocab_size, "num_layers": FLAGS.num_layers,
                "hidden_size": FLAGS.hidden_size, "num_attention_heads": FLAGS.num_heads,
                "intermediate_size": 4 * FLAGS.hidden_size, "max_position_embeddings": 512,
                "type_vocab_size": 2}
@@ -221,13 +221,16 @@ def parent() -> None:
     train_files = FLAGS.train_files or make_data(tempfile.mkdtemp(prefix="throughput-data-"))
     files = input_pipeline.resolve_files(train_files, "train_files")
     vocab_size = (input_pipeline.read_metadata(files) or {}).get("vocab", {}).get("size") or FLAGS.vocab_size
-    argv = [f"--train_files={train_files}", f"--vocab_file_size={vocab_size}"] + [
+    argv = [f"--train_files={train_files}", f"--model_vocab_size={vocab_size}"] + [
         f"--{name}={FLAGS[name].value}" for name in (
             "num_layers", "hidden_size", "num_heads", "global_batch_size", "max_seq_length",
             "max_predictions_per_seq", "learning_rate", "steps_per_round", "rounds", "precision")]
     print(f"model: {FLAGS.num_layers} layers, hidden {FLAGS.hidden_size}, {FLAGS.num_heads} heads, vocab "
           f"{vocab_size}; batch {FLAGS.global_batch_size}, seq {FLAGS.max_seq_length}, {FLAGS.precision}, "
           f"LAMB lr {FLAGS.learning_rate}; {total_steps()} steps each")
+    if total_steps() <= WARMUP:
+        raise app.UsageError(f"--rounds, --steps_per_round: {total_steps()} steps in all; the schedule's "
+                             f"warmup alone is {WARMUP}, so raise them")
     engines = [e for e in ENGINES if e in FLAGS.engines]
     if not {"model_garden", "ours"} <= set(engines) or len(engines) != len(FLAGS.engines):
         raise app.UsageError(f"--engines: need model_garden and ours, from {', '.join(ENGINES)}")
