@@ -220,7 +220,10 @@ def parent() -> None:
     from bert_pretrain import input_pipeline
     train_files = FLAGS.train_files or make_data(tempfile.mkdtemp(prefix="throughput-data-"))
     files = input_pipeline.resolve_files(train_files, "train_files")
-    vocab_size = (input_pipeline.read_metadata(files) or {}).get("vocab", {}).get("size") or FLAGS.vocab_size
+    vocab_size = (input_pipeline.read_metadata(files) or {}).get("vocab", {}).get("size")
+    if not vocab_size:   # --vocab_size is what a learned vocab asks for, not what it came out as
+        raise app.UsageError(f"--train_files: no metadata.json beside {files[0]} to read the vocab size "
+                             "from; make the data with bert-pretrain-data")
     argv = [f"--train_files={train_files}", f"--model_vocab_size={vocab_size}"] + [
         f"--{name}={FLAGS[name].value}" for name in (
             "num_layers", "hidden_size", "num_heads", "global_batch_size", "max_seq_length",
