@@ -19,6 +19,8 @@ class ArrayOps:
 
     sqrt: Callable
     sum: Callable  # sum(x, axis=None, keepdims=False)
+    cast: Callable  # cast(x, "float32")
+    stack: Callable  # stack(list of arrays): along a new axis 0
     reshape: Callable  # reshape(x, shape)
     unstack: Callable  # unstack(x, num): the num slices along axis 0
     where: Callable

@@ -11,8 +11,9 @@ from lamb_tf.algorithm import ArrayOps
 from lamb_tf.options import (LambOptions, LarsOptions, LayerwiseOptimizerMixin,
                              check_learning_rate, split_arguments, stack_groups)
 
-KERAS_OPS = ArrayOps(sqrt=ops.sqrt, sum=ops.sum, reshape=ops.reshape, unstack=ops.unstack,
-                     where=ops.where, minimum=ops.minimum, maximum=ops.maximum)
+KERAS_OPS = ArrayOps(sqrt=ops.sqrt, sum=ops.sum, cast=ops.cast, stack=ops.stack,
+                     reshape=ops.reshape, unstack=ops.unstack, where=ops.where,
+                     minimum=ops.minimum, maximum=ops.maximum)
 
 
 def _dense(gradient, shape):
@@ -61,49 +62,20 @@ class _LayerwiseOptimizer(LayerwiseOptimizerMixin, keras.optimizers.Optimizer):
                 if plan.layer_adaptation else None
                 for plan in self._plans]
 
+    _xp = KERAS_OPS
+
+    def _index_of(self, variable):
+        return self._get_variable_index(variable)
+
+    def _dense_gradient(self, gradient, variable):
+        return _dense(gradient, tuple(variable.shape))
+
+    def _assign(self, variable, value):
+        self.assign(variable, value)
+
     def update_step(self, gradient, variable, learning_rate):
         self._update([self._get_variable_index(variable)], [variable], [gradient],
                      learning_rate)
-
-    def _update(self, indices, variables, gradients, learning_rate):
-        """Updates one variable, or several of one shape and plan stacked along a new axis 0."""
-        stacked = len(indices) > 1
-
-        def as_array(values):
-            values = [ops.cast(value, "float32") for value in values]
-            return ops.stack(values) if stacked else values[0]
-
-        def part(array, k):
-            return array[k] if stacked else array
-
-        x = as_array(variables)
-        g = as_array([_dense(g, tuple(v.shape)) for g, v in zip(gradients, variables)])
-        slots = [as_array([slot[i] for i in indices]) for slot in self._slots]
-        new_x, new_slots, ratio = self._options.step(
-            KERAS_OPS, self._plans[indices[0]], x, g, slots, ops.cast(learning_rate, "float32"),
-            ops.cast(self.iterations + 1, "float32"), stacked)
-        for k, (index, variable) in enumerate(zip(indices, variables)):
-            self.assign(variable, ops.cast(part(new_x, k), variable.dtype))
-            for slot, value in zip(self._slots, new_slots):
-                self.assign(slot[index], ops.cast(part(value, k), slot[index].dtype))
-            if ratio is not None and self._options.record_trust_ratios:
-                self.assign(self._trust_ratio_stats[index], ops.stack([
-                    ops.reshape(part(norm, k), ()) for norm in
-                    (ratio.x_norm, ratio.update_norm, ratio.ratio)]))
-
-    def _update_all(self, grads, variables, learning_rate):
-        """Small variables in stacks, the rest one by one (outside tf.distribute)."""
-        position = {self._get_variable_index(v): k for k, v in enumerate(variables)}
-        done = set()
-        for group in self._stacks:
-            members = [index for index in group if index in position]
-            if len(members) > 1:
-                self._update(members, [variables[position[i]] for i in members],
-                             [grads[position[i]] for i in members], learning_rate)
-                done.update(members)
-        for index, k in position.items():
-            if index not in done:
-                self._update([index], [variables[k]], [grads[k]], learning_rate)
 
     def _clip_gradients(self, grads):
         # Keras clips here, which on TensorFlow is before the cross-replica gradient sum;

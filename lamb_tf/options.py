@@ -253,7 +253,8 @@ def stack_groups(plans, variables):
 
 
 class LayerwiseOptimizerMixin:
-    """Behaviour both Keras flavours share; each supplies `_variable_path(variable)`.
+    """Behaviour both Keras flavours share. Each flavour supplies `_xp` (its `ArrayOps`) and
+    `_variable_path`, `_index_of`, `_dense_gradient` and `_assign` for its variables.
 
     Keras' own weight decay is decoupled (applied outside the update); ours lives inside the
     trust ratio, so the base class always sees `weight_decay=None` and ours is reported in
@@ -281,6 +282,48 @@ class LayerwiseOptimizerMixin:
 
     def _apply_weight_decay(self, variables):
         """No decoupled decay: weight decay is part of the update, inside the trust ratio."""
+
+    def _update(self, indices, variables, gradients, learning_rate):
+        """Updates one variable, or several of one shape and plan stacked along a new axis 0."""
+        xp, stacked = self._xp, len(indices) > 1
+
+        def as_array(values):
+            values = [xp.cast(value, "float32") for value in values]
+            return xp.stack(values) if stacked else values[0]
+
+        def part(array, k):
+            return array[k] if stacked else array
+
+        x = as_array(variables)
+        g = as_array([self._dense_gradient(g, v) for g, v in zip(gradients, variables)])
+        slots = [as_array([slot[i] for i in indices]) for slot in self._slots]
+        new_x, new_slots, ratio = self._options.step(
+            xp, self._plans[indices[0]], x, g, slots, xp.cast(learning_rate, "float32"),
+            xp.cast(self.iterations + 1, "float32"), stacked)
+        for k, (index, variable) in enumerate(zip(indices, variables)):
+            self._assign(variable, xp.cast(part(new_x, k), variable.dtype))
+            for slot, value in zip(self._slots, new_slots):
+                self._assign(slot[index], xp.cast(part(value, k), slot[index].dtype))
+            if ratio is not None and self._options.record_trust_ratios:
+                self._assign(self._trust_ratio_stats[index], xp.stack([
+                    xp.reshape(part(norm, k), ()) for norm in
+                    (ratio.x_norm, ratio.update_norm, ratio.ratio)]))
+
+    def _update_all(self, gradients, variables, learning_rate, update_group=None):
+        """Small variables in stacks (`stack_groups`), the rest one by one, each through
+        `update_group(indices, variables, gradients, learning_rate)` (default `_update`)."""
+        update_group = update_group or self._update
+        position = {self._index_of(v): k for k, v in enumerate(variables)}
+        done = set()
+        for group in self._stacks:
+            members = [index for index in group if index in position]
+            if len(members) > 1:
+                update_group(members, [variables[position[i]] for i in members],
+                             [gradients[position[i]] for i in members], learning_rate)
+                done.update(members)
+        for index, k in position.items():
+            if index not in done:
+                update_group([index], [variables[k]], [gradients[k]], learning_rate)
 
     def _with_options_config(self, config):
         config.update(self._options.config())

@@ -11,10 +11,11 @@ import tf_keras
 
 from lamb_tf.algorithm import ArrayOps
 from lamb_tf.options import (LambOptions, LarsOptions, LayerwiseOptimizerMixin,
-                             check_learning_rate, split_arguments)
+                             check_learning_rate, split_arguments, stack_groups)
 
-TF_OPS = ArrayOps(sqrt=tf.sqrt, sum=tf.reduce_sum, reshape=tf.reshape, unstack=tf.unstack,
-                  where=tf.where, minimum=tf.minimum, maximum=tf.maximum)
+TF_OPS = ArrayOps(sqrt=tf.sqrt, sum=tf.reduce_sum, cast=tf.cast, stack=tf.stack,
+                  reshape=tf.reshape, unstack=tf.unstack, where=tf.where, minimum=tf.minimum,
+                  maximum=tf.maximum)
 
 _Schedule = tf_keras.optimizers.schedules.LearningRateSchedule
 
@@ -34,7 +35,10 @@ class _CallableLearningRate(_Schedule):
 
 
 class _LayerwiseOptimizer(LayerwiseOptimizerMixin, tf_keras.optimizers.Optimizer):
-    """Per-variable plans, float32 math and diagnostics."""
+    """Per-variable plans, float32 math, stacked small variables (outside tf.distribute) and
+    diagnostics. The update rule comes from the options (`LambOptions.step`)."""
+
+    _xp = TF_OPS
 
     def __init__(self, learning_rate, options, name, **kwargs):
         check_learning_rate(learning_rate)
@@ -44,6 +48,7 @@ class _LayerwiseOptimizer(LayerwiseOptimizerMixin, tf_keras.optimizers.Optimizer
         self._learning_rate = self._build_learning_rate(learning_rate)
         self._options = options
         self._plans = None
+        self._stacks = ()
         self._trust_ratio_stats = ()
 
     def _variable_path(self, variable):
@@ -55,6 +60,7 @@ class _LayerwiseOptimizer(LayerwiseOptimizerMixin, tf_keras.optimizers.Optimizer
             return
         self._built = True
         self._plans = self._make_plans(var_list)
+        self._stacks = stack_groups(self._plans, var_list)
         self._slots = [[self.add_variable_from_reference(model_variable=var, variable_name=name)
                         for var in var_list] for name in self._options.slot_names]
         if self._options.record_trust_ratios:
@@ -64,20 +70,41 @@ class _LayerwiseOptimizer(LayerwiseOptimizerMixin, tf_keras.optimizers.Optimizer
                 if plan.layer_adaptation else None
                 for plan in self._plans]
 
+    def _index_of(self, variable):
+        return self._index_dict[self._var_key(variable)]
+
+    def _dense_gradient(self, gradient, variable):
+        return tf.convert_to_tensor(gradient)  # densifies IndexedSlices: the moments decay everywhere
+
+    def _assign(self, variable, value):
+        variable.assign(value)
+
     def update_step(self, gradient, variable):
-        index = self._index_dict[self._var_key(variable)]
-        slots = [slot[index] for slot in self._slots]
-        new_x, new_slots, ratio = self._options.step(
-            TF_OPS, self._plans[index], tf.cast(variable, tf.float32),
-            tf.cast(tf.convert_to_tensor(gradient), tf.float32),  # densifies IndexedSlices
-            [tf.cast(slot, tf.float32) for slot in slots],
-            tf.cast(self.learning_rate, tf.float32), tf.cast(self.iterations + 1, tf.float32))
-        variable.assign(tf.cast(new_x, variable.dtype))
-        for slot, value in zip(slots, new_slots):
-            slot.assign(tf.cast(value, slot.dtype))
-        if ratio is not None and self._options.record_trust_ratios:
-            self._trust_ratio_stats[index].assign(
-                tf.stack([ratio.x_norm, ratio.update_norm, ratio.ratio]))
+        self._update([self._index_of(variable)], [variable], [gradient], self.learning_rate)
+
+    def _distributed_apply_gradients_fn(self, distribution, grads_and_vars, **kwargs):
+        """The base class updates each variable in its own `distribution.extended.update`; with
+        no tf.distribute strategy (or EMA) in play, small variables go in stacks instead."""
+        if tf.distribute.has_strategy() or self.use_ema:
+            return super()._distributed_apply_gradients_fn(distribution, grads_and_vars, **kwargs)
+        gradients, variables = zip(*grads_and_vars)
+        self._update_all(gradients, variables, self.learning_rate, self._update_group)
+        return self.iterations.assign_add(1)
+
+    def _update_group(self, indices, variables, gradients, learning_rate):
+        if len(indices) == 1:   # the base class's own path, XLA-compiled where jit_compile
+            (variable,), (gradient,) = variables, gradients
+            if self.jit_compile:
+                return self._update_step_xla(gradient, variable, id(self._var_key(variable)))
+            return self._update_step(gradient, variable)
+        if self.jit_compile:
+            return self._update_stack_xla(tuple(indices), variables, gradients)
+        return self._update(indices, variables, gradients, learning_rate)
+
+    @tf.function(jit_compile=True)
+    def _update_stack_xla(self, indices, variables, gradients):
+        # `indices` (a Python tuple) keys the trace: same-shape stacks must not share one.
+        return self._update(list(indices), variables, gradients, self.learning_rate)
 
     def get_config(self):
         config = super().get_config()

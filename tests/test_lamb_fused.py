@@ -141,21 +141,64 @@ def test_keras3_lamb_xla_matches_reference(name):
     assert_matches(run_keras3(optimizer, compile_step=True), expected("lamb", case))
 
 
-@pytest.mark.parametrize("xla", [False, True])
-@pytest.mark.parametrize("name", ["decay_bert_exclusions", "adaptation_excludes_nothing"])
-def test_tf_keras_lamb_matches_reference(name, xla):
+def run_tf_keras(optimizer, xla=False, strategy=None):
     tf = pytest.importorskip("tensorflow")
-    pytest.importorskip("tf_keras")
-    from lamb_tf import tf_keras as flavour
+    with (strategy or tf.distribute.get_strategy()).scope():
+        variables = [tf.Variable(value, name=name)
+                     for name, value in zip(VARIABLES, initial_values())]
 
-    case = cases.LAMB_CASES[name]
-    optimizer = flavour.LAMB(**cases.optimizer_kwargs(case, None))
-    variables = [tf.Variable(value, name=name) for name, value in zip(VARIABLES, initial_values())]
-    apply = lambda grads: optimizer.apply_gradients(zip(grads, variables))  # noqa: E731
+    def apply(grads):
+        optimizer.apply_gradients(zip(grads, variables))
+
     if xla:
         apply = tf.function(apply, jit_compile=True)
+    if strategy:
+        apply = tf.function(lambda grads, step=apply: strategy.run(step, args=(grads,)))
     history = []
     for grads in gradients():
         apply([tf.constant(g) for g in grads])
         history.append([v.numpy() for v in variables])
+    return history
+
+
+# jit_compile is the optimizer's own option (its per-variable and per-stack XLA functions);
+# xla wraps the whole apply in one XLA function.
+@pytest.mark.parametrize("jit_compile,xla", [(False, False), (True, False), (False, True)])
+@pytest.mark.parametrize("name", ["decay_bert_exclusions", "adaptation_excludes_nothing"])
+def test_tf_keras_lamb_matches_reference(name, jit_compile, xla):
+    pytest.importorskip("tf_keras")
+    from lamb_tf import tf_keras as flavour
+
+    case = cases.LAMB_CASES[name]
+    optimizer = flavour.LAMB(jit_compile=jit_compile, **cases.optimizer_kwargs(case, None))
+    history = run_tf_keras(optimizer, xla)
+    assert any(len(group) > 2 for group in optimizer._stacks)  # the (64,) vectors are stacked
     assert_matches(history, expected("lamb", case))
+
+
+@pytest.mark.parametrize("name", LARS_CASES)
+def test_tf_keras_lars_matches_reference(name):
+    pytest.importorskip("tf_keras")
+    from lamb_tf import tf_keras as flavour
+
+    case = cases.LARS_CASES[name]
+    optimizer = flavour.LARS(**cases.optimizer_kwargs(case, None))
+    assert_matches(run_tf_keras(optimizer), expected("lars", case))
+
+
+def test_tf_keras_under_a_strategy_updates_one_by_one():
+    """Inside tf.distribute each variable is updated in its own context (no stacks)."""
+    tf = pytest.importorskip("tensorflow")
+    pytest.importorskip("tf_keras")
+    from lamb_tf import tf_keras as flavour
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    case = cases.LAMB_CASES["decay_bert_exclusions"]
+    with strategy.scope():
+        optimizer = flavour.LAMB(**cases.optimizer_kwargs(case, None))
+    stacked_calls = []
+    update = optimizer._update
+    optimizer._update = lambda indices, *rest: (stacked_calls.append(len(indices) > 1),
+                                                update(indices, *rest))
+    assert_matches(run_tf_keras(optimizer, strategy=strategy), expected("lamb", case))
+    assert stacked_calls and not any(stacked_calls)
