@@ -68,8 +68,8 @@ def _norm(xp, t, stacked):
         return xp.sqrt(xp.sum(t * t, axis=tuple(range(1, len(t.shape))), keepdims=True))
     if None in tuple(t.shape) or math.prod(t.shape) % NORM_SLICES:
         return xp.sqrt(xp.sum(t * t))
-    slices = xp.unstack(xp.reshape(t, (NORM_SLICES, -1)), NORM_SLICES)
-    return xp.sqrt(xp.sum(functools.reduce(operator.add, (part * part for part in slices))))
+    slices = xp.unstack(xp.reshape(t * t, (NORM_SLICES, -1)), NORM_SLICES)
+    return xp.sqrt(xp.sum(functools.reduce(operator.add, slices)))
 
 
 def trust_ratio(xp: ArrayOps, x, update, bounds: TrustRatioBounds, stacked=False) -> TrustRatio:

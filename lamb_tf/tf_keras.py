@@ -8,6 +8,7 @@ import re
 
 import tensorflow as tf
 import tf_keras
+from tf_keras.src.utils import control_flow_util
 
 from lamb_tf.algorithm import ArrayOps
 from lamb_tf.options import (LambOptions, LarsOptions, LayerwiseOptimizerMixin,
@@ -92,12 +93,16 @@ class _LayerwiseOptimizer(LayerwiseOptimizerMixin, tf_keras.optimizers.Optimizer
         return self.iterations.assign_add(1)
 
     def _update_group(self, indices, variables, gradients, learning_rate):
-        if len(indices) == 1:   # the base class's own path, XLA-compiled where jit_compile
+        # Inside a function that is XLA-compiled already (a jit_compile train step), one XLA
+        # function per variable or stack would be inlined into it anyway: trace it directly.
+        compile_each = self.jit_compile and not control_flow_util.GraphOrParentsInXlaContext(
+            tf.compat.v1.get_default_graph())
+        if len(indices) == 1:   # the base class's own path
             (variable,), (gradient,) = variables, gradients
-            if self.jit_compile:
+            if compile_each:
                 return self._update_step_xla(gradient, variable, id(self._var_key(variable)))
             return self._update_step(gradient, variable)
-        if self.jit_compile:
+        if compile_each:
             return self._update_stack_xla(tuple(indices), variables, gradients)
         return self._update(indices, variables, gradients, learning_rate)
 

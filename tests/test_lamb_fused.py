@@ -161,16 +161,18 @@ def run_tf_keras(optimizer, xla=False, strategy=None):
     return history
 
 
-# jit_compile is the optimizer's own option (its per-variable and per-stack XLA functions);
-# xla wraps the whole apply in one XLA function.
-@pytest.mark.parametrize("jit_compile,xla", [(False, False), (True, False), (False, True)])
+# jit_compile is the optimizer's own option (its per-variable and per-stack XLA functions, on by
+# default where there is a GPU); xla wraps the whole apply in one XLA function.
+@pytest.mark.parametrize("jit_compile,xla", [(False, False), (True, False), (False, True),
+                                              (True, True)])
 @pytest.mark.parametrize("name", ["decay_bert_exclusions", "adaptation_excludes_nothing"])
 def test_tf_keras_lamb_matches_reference(name, jit_compile, xla):
     pytest.importorskip("tf_keras")
     from lamb_tf import tf_keras as flavour
 
     case = cases.LAMB_CASES[name]
-    optimizer = flavour.LAMB(jit_compile=jit_compile, **cases.optimizer_kwargs(case, None))
+    optimizer = flavour.LAMB(**cases.optimizer_kwargs(case, None))
+    optimizer.jit_compile = jit_compile   # the constructor turns it off where there is no GPU
     history = run_tf_keras(optimizer, xla)
     assert any(len(group) > 2 for group in optimizer._stacks)  # the (64,) vectors are stacked
     assert_matches(history, expected("lamb", case))
@@ -202,3 +204,22 @@ def test_tf_keras_under_a_strategy_updates_one_by_one():
                                                 update(indices, *rest))
     assert_matches(run_tf_keras(optimizer, strategy=strategy), expected("lamb", case))
     assert stacked_calls and not any(stacked_calls)
+
+
+@pytest.mark.parametrize("xla", [False, True])
+def test_tf_keras_compiles_each_update_only_outside_xla(xla):
+    """jit_compile=True compiles each variable's (or stack's) update on its own, unless the
+    whole apply is XLA-compiled already, where those functions would only add tracing."""
+    pytest.importorskip("tf_keras")
+    from lamb_tf import tf_keras as flavour
+
+    optimizer = flavour.LAMB()
+    optimizer.jit_compile = True   # the constructor turns it off where there is no GPU
+    compiled = []
+    for name in ("_update_step_xla", "_update_stack_xla"):
+        function = getattr(optimizer, name)
+        setattr(optimizer, name, lambda *args, f=function, n=name: (compiled.append(n), f(*args)))
+    run_tf_keras(optimizer, xla)
+    assert bool(compiled) != xla
+    if not xla:
+        assert set(compiled) == {"_update_step_xla", "_update_stack_xla"}
