@@ -39,12 +39,14 @@ flags.DEFINE_integer("steps_per_round", 10, "Steps per host call and per timed r
 flags.DEFINE_integer("rounds", 6, "Timed rounds per trainer, alternating.")
 flags.DEFINE_list("engines", list(ENGINES), "Trainers to run; the ratio is ours / model_garden.")
 flags.DEFINE_boolean("breakdown", True, "Also time our step's parts (input, forward+backward, optimizer).")
-flags.DEFINE_string("precision", "float32", "float32 (the headline) or mixed_bfloat16 (reported separately).")
+flags.DEFINE_enum("precision", "float32", ("float32", "mixed_bfloat16"),
+                  "float32 (the headline) or mixed_bfloat16 (reported separately).")
 flags.DEFINE_enum("worker", "", ("",) + ENGINES, "Internal: run one trainer and obey the parent.")
 flags.DEFINE_integer("model_vocab_size", 0, "Internal: the model's vocab size, read from the data by the parent.")
 FLAGS = flags.FLAGS
 
 WARMUP, DECAY_POWER, WEIGHT_DECAY = 10, 1.0, 0.01
+MODEL_GARDEN_DTYPE = {"float32": "float32", "mixed_bfloat16": "bfloat16"}   # its runtime.mixed_precision_dtype
 
 
 def total_steps() -> int:
@@ -124,9 +126,49 @@ def build_ours():
                "optimizer_s": per_step(lambda: trainer._apply(grads) or tf.constant(0.0))}
         out["flops_per_step"] = FLAGS.global_batch_size * FLAGS.max_seq_length * metrics.flops_per_token(
             model_config, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq)
+        out["op_shares"] = op_time_shares(lambda: run(repeats))
         return out
 
     return run, {"breakdown": breakdown}
+
+
+# What each TensorFlow op of a step is part of, by its name (first match wins).
+OP_KINDS = (("matmul and einsum", r"Einsum|MatMul"), ("dropout", r"dropout"), ("GELU", r"Gelu|activation"),
+            ("layer norm", r"layer_norm|batchnorm|LayerNorm"), ("loss", r"SoftmaxCrossEntropy"),
+            ("softmax", r"softmax|Softmax"))
+
+
+def op_time_shares(function) -> dict:
+    """Share of op time (summed over TensorFlow's compute threads) per kind of op, from the
+    TensorFlow profiler's trace of `function()`."""
+    import glob
+    import re
+
+    import tensorflow as tf
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    logdir = tempfile.mkdtemp(prefix="op-profile-")
+    tf.profiler.experimental.start(logdir)
+    function()
+    tf.profiler.experimental.stop()
+    space = xplane_pb2.XSpace()
+    with open(glob.glob(f"{logdir}/**/*.xplane.pb", recursive=True)[0], "rb") as handle:
+        space.ParseFromString(handle.read())
+    totals = dict.fromkeys([kind for kind, _ in OP_KINDS] + ["other"], 0.0)
+    for plane in space.planes:
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):
+                continue
+            ops = sorted(((event.offset_ps, event.duration_ps, plane.event_metadata[event.metadata_id].name)
+                          for event in line.events), key=lambda op: (op[0], -op[1]))
+            ops = [op for op in ops if re.fullmatch(r"[^:]+:\w+", op[2])]   # "name:Type"; not the executor's own
+            for (start, duration, name), after in zip(ops, ops[1:] + [(float("inf"), 0, "")]):
+                if after[0] < start + duration:   # it holds the next op (a loop, a function call): count that
+                    continue
+                kind = next((k for k, pattern in OP_KINDS if re.search(pattern, name)), "other")
+                totals[kind] += duration
+    whole = sum(totals.values()) or 1
+    return {kind: value / whole for kind, value in totals.items()}
 
 
 def build_model_garden():
@@ -143,7 +185,7 @@ def build_model_garden():
     data = {"input_path": FLAGS.train_files, "global_batch_size": FLAGS.global_batch_size,
             "seq_length": FLAGS.max_seq_length, "max_predictions_per_seq": FLAGS.max_predictions_per_seq}
     params.override({
-        "runtime": {"mixed_precision_dtype": FLAGS.precision},
+        "runtime": {"mixed_precision_dtype": MODEL_GARDEN_DTYPE[FLAGS.precision]},
         "task": {"model": {"encoder": {"type": "bert_v2", "bert_v2": encoder},
                            "cls_heads": [{"inner_dim": FLAGS.hidden_size, "num_classes": 2,
                                           "dropout_rate": 0.1, "name": "next_sentence"}]},
@@ -158,8 +200,7 @@ def build_model_garden():
                             "end_learning_rate": 0.0, "power": DECAY_POWER}},
                         "warmup": {"type": "polynomial", "polynomial": {"warmup_steps": WARMUP}}}}},
         is_strict=False)
-    if FLAGS.precision != "float32":
-        performance.set_mixed_precision_policy(FLAGS.precision)
+    performance.set_mixed_precision_policy(MODEL_GARDEN_DTYPE[FLAGS.precision])   # as official.nlp.train does
     strategy = tf.distribute.get_strategy()
     with strategy.scope():
         task = task_factory.get_task(params.task, logging_dir=tempfile.mkdtemp(prefix="mg-"))
@@ -274,6 +315,8 @@ def parent() -> None:
               f"Garden {achieved / statistics.median(ratios):.0f}; a float32 2048x2048 matmul here {peak:.0f} "
               f"GFLOP/s, so MFU against it {achieved / peak:.0%} (Model Garden "
               f"{achieved / statistics.median(ratios) / peak:.0%})")
+        print("our op time by kind (TensorFlow profiler; Model Garden runs the same encoder ops): " + ", ".join(
+            f"{kind} {share:.0%}" for kind, share in sorted(parts["op_shares"].items(), key=lambda kv: -kv[1])))
     for worker in workers.values():
         worker.close()
 
