@@ -36,6 +36,8 @@ class _LayerwiseOptimizer(LayerwiseOptimizerMixin, keras.optimizers.Optimizer):
     """Per-variable plans, float32 math, stacked small variables, diagnostics, and clipping
     after the replica sum. The update rule comes from the options (`LambOptions.step`)."""
 
+    _xp = KERAS_OPS
+
     def __init__(self, learning_rate, options, name, **kwargs):
         check_learning_rate(learning_rate)
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
@@ -61,8 +63,6 @@ class _LayerwiseOptimizer(LayerwiseOptimizerMixin, keras.optimizers.Optimizer):
                                   name=f"{plan.path.replace('/', '_')}_trust_ratio")
                 if plan.layer_adaptation else None
                 for plan in self._plans]
-
-    _xp = KERAS_OPS
 
     def _index_of(self, variable):
         return self._get_variable_index(variable)

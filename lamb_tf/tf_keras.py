@@ -72,7 +72,12 @@ class _LayerwiseOptimizer(LayerwiseOptimizerMixin, tf_keras.optimizers.Optimizer
                 for plan in self._plans]
 
     def _index_of(self, variable):
-        return self._index_dict[self._var_key(variable)]
+        key = self._var_key(variable)
+        if key not in self._index_dict:
+            raise KeyError(f"{self.name} was built for other variables than {variable.name}; "
+                           "build it with the full list of variables it will update "
+                           "(`optimizer.build(model.trainable_variables)`).")
+        return self._index_dict[key]
 
     def _dense_gradient(self, gradient, variable):
         return tf.convert_to_tensor(gradient)  # densifies IndexedSlices: the moments decay everywhere

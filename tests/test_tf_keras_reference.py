@@ -179,3 +179,10 @@ def test_agrees_with_model_garden_lamb(name):
         garden.apply_gradients(zip([tf.constant(g) for g in grads], variables))
         theirs.append([np.float64(v.numpy()) for v in variables])
     cases.assert_trajectory_matches(ours, theirs)
+
+
+def test_a_variable_it_was_not_built_for_is_a_clear_error():
+    optimizer = LAMB(learning_rate=0.01)
+    optimizer.build([tf.Variable([1.0, 2.0], name="known")])
+    with pytest.raises(KeyError, match="built for other variables than stranger"):
+        optimizer.apply_gradients([(tf.constant([1.0]), tf.Variable([3.0], name="stranger"))])
