@@ -26,6 +26,9 @@ class ArrayOps:
     where: Callable
     minimum: Callable
     maximum: Callable
+    # (a, b, axes) -> (Σa², Σb²) over `axes` as float32, summed together in float64, or None
+    # where this backend has no such reduction here; each norm then takes `_norm`'s sliced sum.
+    sums_of_squares: Optional[Callable] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,10 +58,11 @@ def _clamp(xp, value, low, high):
     return value
 
 
-# ‖t‖² is summed in two stages: first the K equal contiguous slices of t, elementwise, then the
-# n/K partial sums. XLA:CPU compiles a whole-array reduction by writing t² to memory before a
-# tree reduction (or as a scalar loop); the slice sum is one vectorised pass that reads t once
-# and makes the norms about 3x cheaper. K = 8 keeps the traced graph small (benchmarks/README.md).
+# Where the backend has no `sums_of_squares` (JAX, TensorFlow outside XLA or on TPU), ‖t‖² is
+# summed in two stages: first the K equal contiguous slices of t, elementwise, then the n/K
+# partial sums. XLA:CPU compiles a whole-array reduction by writing t² to memory before a tree
+# reduction (or as a scalar loop); the slice sum is one vectorised pass that reads t once and
+# makes the norms about 3x cheaper. K = 8 keeps the traced graph small (benchmarks/README.md).
 NORM_SLICES = 8
 
 
@@ -72,13 +76,22 @@ def _norm(xp, t, stacked):
     return xp.sqrt(xp.sum(functools.reduce(operator.add, slices)))
 
 
+def _norms(xp, x, update, stacked):
+    """(‖x‖, ‖update‖), from the backend's joint sum of squares where it has one."""
+    axes = tuple(range(1 if stacked else 0, len(x.shape)))
+    sums = xp.sums_of_squares(x, update, axes) if xp.sums_of_squares else None
+    if sums is None:
+        return _norm(xp, x, stacked), _norm(xp, update, stacked)
+    shape = (-1,) + (1,) * len(axes) if stacked else ()
+    return tuple(xp.sqrt(xp.reshape(total, shape)) for total in sums)
+
+
 def trust_ratio(xp: ArrayOps, x, update, bounds: TrustRatioBounds, stacked=False) -> TrustRatio:
     """φ(‖x‖) / ‖update‖, and 1 where either norm is zero (a fresh zero variable, a zero update).
 
     `stacked`: axis 0 indexes several variables of one shape, each with its own ratio.
     """
-    x_norm = _norm(xp, x, stacked)
-    update_norm = _norm(xp, update, stacked)
+    x_norm, update_norm = _norms(xp, x, update, stacked)
     both_positive = (x_norm > 0.0) & (update_norm > 0.0)
     phi = _clamp(xp, x_norm, bounds.phi_min, bounds.phi_max)
     ratio = _clamp(xp, phi / xp.where(both_positive, update_norm, 1.0),

@@ -1,7 +1,8 @@
 """LAMB and LARS as Keras 3 optimizers.
 
-Written with `keras.ops` only, so this module imports without TensorFlow and runs on the
-TensorFlow and JAX backends. The math lives in `lamb_tf.algorithm`.
+Written with `keras.ops`, so this module imports without TensorFlow and runs on the TensorFlow
+and JAX backends; only the TensorFlow backend's XLA reduction (`lamb_tf.xla_sums`) is imported
+when that backend is in use. The math lives in `lamb_tf.algorithm`.
 """
 
 import keras
@@ -11,9 +12,19 @@ from lamb_tf.algorithm import ArrayOps
 from lamb_tf.options import (LambOptions, LarsOptions, LayerwiseOptimizerMixin,
                              check_learning_rate, split_arguments, stack_groups)
 
+
+def _sums_of_squares(a, b, axes):
+    """On the TensorFlow backend, XLA's float64 pair reduction where it applies."""
+    if keras.backend.backend() != "tensorflow":
+        return None
+    from lamb_tf import xla_sums  # TensorFlow is installed: it is the backend
+
+    return xla_sums.sums_of_squares(a, b, axes)
+
+
 KERAS_OPS = ArrayOps(sqrt=ops.sqrt, sum=ops.sum, cast=ops.cast, stack=ops.stack,
                      reshape=ops.reshape, unstack=ops.unstack, where=ops.where,
-                     minimum=ops.minimum, maximum=ops.maximum)
+                     minimum=ops.minimum, maximum=ops.maximum, sums_of_squares=_sums_of_squares)
 
 
 def _dense(gradient, shape):

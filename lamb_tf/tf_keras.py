@@ -10,13 +10,14 @@ import tensorflow as tf
 import tf_keras
 from tf_keras.src.utils import control_flow_util
 
+from lamb_tf import xla_sums
 from lamb_tf.algorithm import ArrayOps
 from lamb_tf.options import (LambOptions, LarsOptions, LayerwiseOptimizerMixin,
                              check_learning_rate, split_arguments, stack_groups)
 
 TF_OPS = ArrayOps(sqrt=tf.sqrt, sum=tf.reduce_sum, cast=tf.cast, stack=tf.stack,
                   reshape=tf.reshape, unstack=tf.unstack, where=tf.where, minimum=tf.minimum,
-                  maximum=tf.maximum)
+                  maximum=tf.maximum, sums_of_squares=xla_sums.sums_of_squares)
 
 _Schedule = tf_keras.optimizers.schedules.LearningRateSchedule
 

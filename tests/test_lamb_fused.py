@@ -1,8 +1,9 @@
 """The sliced norm and the stacked small-variable path against the float64 reference.
 
 The reference tests (`cases.VARIABLES`) use tiny shapes; here the variables are sized so that
-norms take the sliced two-stage sum (sizes divisible by `NORM_SLICES`) and several same-shape
-vectors are stacked. Backend-agnostic for Keras 3 (test_jax_backend.py runs it on JAX); the
+norms take the sliced two-stage sum (sizes divisible by `NORM_SLICES`; inside TensorFlow XLA
+functions the float64 pair reduction of test_xla_sums.py instead) and several same-shape vectors
+are stacked. Backend-agnostic for Keras 3 (test_jax_backend.py runs it on JAX); the
 tf_keras and XLA tests skip where TensorFlow is unavailable.
 """
 
