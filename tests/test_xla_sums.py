@@ -62,7 +62,7 @@ def reductions_in(function, *args):
 
 
 def optimizer_and_variables(flavour):
-    """LAMB with BERT's exclusions over two kernels and two (stacked) LayerNorm vectors."""
+    """LAMB with a ratio for every variable: two kernels and two (stacked) LayerNorm vectors."""
     names = ["dense/kernel", "output/kernel", "LayerNorm/gamma", "LayerNorm_1/gamma"]
     shapes = [(8, 4), (4, 8), (4,), (4,)]
     if flavour == "tf_keras":
