@@ -8,7 +8,6 @@ import re
 
 import tensorflow as tf
 import tf_keras
-from tf_keras.src.utils import control_flow_util
 
 from lamb_tf import xla_sums
 from lamb_tf.algorithm import ArrayOps
@@ -101,8 +100,7 @@ class _LayerwiseOptimizer(LayerwiseOptimizerMixin, tf_keras.optimizers.Optimizer
     def _update_group(self, indices, variables, gradients, learning_rate):
         # Inside a function that is XLA-compiled already (a jit_compile train step), one XLA
         # function per variable or stack would be inlined into it anyway: trace it directly.
-        compile_each = self.jit_compile and not control_flow_util.GraphOrParentsInXlaContext(
-            tf.compat.v1.get_default_graph())
+        compile_each = self.jit_compile and not xla_sums.in_xla_function()
         if len(indices) == 1:   # the base class's own path
             (variable,), (gradient,) = variables, gradients
             if compile_each:

@@ -26,16 +26,14 @@ def _add_pairs():
     return add.get_concrete_function(*[tf.TensorSpec([], tf.float64)] * 4)
 
 
-def usable() -> bool:
-    """Inside a function XLA compiles, on a machine without TPUs."""
-    graph = tf.compat.v1.get_default_graph()
-    return (control_flow_util.GraphOrParentsInXlaContext(graph)
-            and not tf.config.list_logical_devices("TPU"))
+def in_xla_function() -> bool:
+    """Whether the code being traced now will be compiled by XLA."""
+    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
 
 
 def sums_of_squares(a, b, axes):
-    """(Σa², Σb²) over `axes` as float32, or None where `usable()` is false."""
-    if not usable():
+    """(Σa², Σb²) over `axes` as float32; None outside XLA and where there are TPUs."""
+    if not in_xla_function() or tf.config.list_logical_devices("TPU"):
         return None
     a, b = tf.cast(a, tf.float64), tf.cast(b, tf.float64)
     zero = tf.constant(0.0, tf.float64)
