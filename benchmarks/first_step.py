@@ -21,11 +21,11 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bert_shapes  # noqa: E402
+import optimizer_step  # noqa: E402  (its rows, and its --size flag)
 
 flags.DEFINE_list("pairs", ["keras Adam=lamb_tf.keras3 LAMB", "tf_keras Adam=lamb_tf.tf_keras LAMB"],
                   "baseline=row pairs of optimizer_step.py's rows.")
 flags.DEFINE_integer("rounds", 3, "Fresh processes per row.")
-flags.DEFINE_enum("size", "base", list(bert_shapes.SIZES), "BERT variable set.")
 flags.DEFINE_string("worker", None, "Internal: time this one row and print JSON.")
 FLAGS = flags.FLAGS
 
@@ -33,8 +33,6 @@ FLAGS = flags.FLAGS
 def time_row(name):
     """Trace, then compile and run once, under XLA: seconds of each."""
     import tensorflow as tf
-
-    import optimizer_step
 
     specs = bert_shapes.bert_variables(FLAGS.size)
     grads = [tf.random.stateless_normal(shape, seed=[i, 1], stddev=1e-3)
@@ -72,8 +70,6 @@ def main(argv):
     pairs = [tuple(pair.split("=")) for pair in FLAGS.pairs]
     if any(len(pair) != 2 for pair in pairs):
         sys.exit(f"--pairs: write baseline=row pairs, got {FLAGS.pairs}")
-    import optimizer_step
-
     unknown = {name for pair in pairs for name in pair} - set(optimizer_step.tf_rows())
     if unknown:
         sys.exit(f"--pairs: no such rows {sorted(unknown)}; rows are "
