@@ -5,6 +5,8 @@ test_lamb_fused.py and test_tf_keras_reference.py; here, the reduction itself, w
 and that the optimizers take it.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -61,8 +63,9 @@ def reductions_in(function, *args):
     return sum(node.op == "XlaVariadicReduceV2" for node in nodes)
 
 
-def optimizer_and_variables(flavour):
-    """LAMB with a ratio for every variable: two kernels and two (stacked) LayerNorm vectors."""
+def optimizer_and_variables(flavour, **kwargs):
+    """LAMB with a ratio for every variable: two kernels and two (stacked) LayerNorm vectors,
+    all ones."""
     names = ["dense/kernel", "output/kernel", "LayerNorm/gamma", "LayerNorm_1/gamma"]
     shapes = [(8, 4), (4, 8), (4,), (4,)]
     if flavour == "tf_keras":
@@ -77,7 +80,7 @@ def optimizer_and_variables(flavour):
         variables = [keras.Variable(np.ones(shape, np.float32), name=name.replace("/", "_"))
                      for name, shape in zip(names, shapes)]
     optimizer = LAMB(weight_decay=0.01, exclude_from_weight_decay=["bias"],
-                     exclude_from_layer_adaptation=[])
+                     exclude_from_layer_adaptation=[], **kwargs)
     optimizer.build(variables)
     return optimizer, variables
 
@@ -91,3 +94,28 @@ def test_optimizers_reduce_both_norms_together_under_xla(flavour, jit_compile):
     apply = tf.function(lambda grads: optimizer.apply_gradients(zip(grads, variables)),
                         jit_compile=jit_compile)
     assert reductions_in(apply, grads) == (3 if jit_compile else 0)
+
+
+def recorded_after_one_step(flavour, jit_compile):
+    optimizer, variables = optimizer_and_variables(flavour, record_trust_ratios=True)
+    apply = tf.function(lambda grads: optimizer.apply_gradients(zip(grads, variables)),
+                        jit_compile=jit_compile)
+    apply([tf.ones(v.shape) for v in variables])
+    return optimizer.trust_ratios(), optimizer._plans, variables
+
+
+@pytest.mark.parametrize("flavour", ["tf_keras", "keras3"])
+def test_recorded_trust_ratios_under_xla(flavour):
+    """Recorded per variable, stacked ones included, as the graph path records them. By hand:
+    step 1 from ones with gradient ones has m̂ = v̂ = 1, so every element of u is 1/(1 + ε) + λ
+    (to ~1e-5: 1 - β₂ is rounded to float32) and each norm is that times √n."""
+    ratios, plans, variables = recorded_after_one_step(flavour, jit_compile=True)
+    in_graph, _, _ = recorded_after_one_step(flavour, jit_compile=False)
+    assert len(ratios) == 4
+    element = 1.0 / (1.0 + 1e-6) + 0.01
+    for plan, variable in zip(plans, variables):
+        root_n = np.sqrt(np.prod(variable.shape))
+        recorded = dataclasses.astuple(ratios[plan.path])
+        np.testing.assert_allclose(recorded, dataclasses.astuple(in_graph[plan.path]), rtol=1e-6)
+        np.testing.assert_allclose(recorded, (root_n, element * root_n, 1.0 / element),
+                                   rtol=1e-4)
