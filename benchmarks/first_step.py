@@ -23,7 +23,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bert_shapes  # noqa: E402
 import optimizer_step  # noqa: E402  (its rows, and its --size flag)
 
-flags.DEFINE_list("pairs", ["keras Adam=lamb_tf.keras3 LAMB", "tf_keras Adam=lamb_tf.tf_keras LAMB"],
+flags.DEFINE_list("pairs", ["keras Adam=lamb_tf.keras3 LAMB",
+                           "tf_keras Adam=lamb_tf.tf_keras LAMB"],
                   "baseline=row pairs of optimizer_step.py's rows.")
 flags.DEFINE_integer("rounds", 3, "Fresh processes per row.")
 flags.DEFINE_string("worker", None, "Internal: time this one row and print JSON.")
