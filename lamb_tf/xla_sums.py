@@ -2,7 +2,7 @@
 
 For TensorFlow functions that XLA compiles for CPU or GPU. XLA rewrites every float32 reduction
 into a tree of reduce-window ops for accuracy, and XLA:CPU compiles each level as a kernel of its
-own: for BERT-base that is ~460 kernels and about 4 s of the first step. A variadic reduction is
+own: for BERT-base that was 460 kernels and about 4 s of the first step. A variadic reduction is
 left alone by that rewrite, reads x and the update in the same pass, and its sequential float64
 sum is more accurate than the float32 tree (relative error ~1e-13 against ~5e-8 over a
 30522x768 embedding). TPUs have no float64, so there (and outside XLA) `sums_of_squares` answers
