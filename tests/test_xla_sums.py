@@ -32,10 +32,11 @@ def test_sums_match_float64(shape, axes):
 
 
 def test_accumulates_in_float64():
-    """4M elements summed one after another: a float32 accumulator drifts by ~1e-4 here, the
-    float64 one only rounds the result to float32."""
-    a = np.random.default_rng(1).uniform(0.5, 1.5, size=1 << 22).astype(np.float32)
-    sum_a, _ = under_xla(lambda a: xla_sums.sums_of_squares(a, a, (0,)), a)
+    """A weight-like 4096x1024 matrix: XLA:CPU sums a variadic reduction one element after
+    another, so a float32 accumulator is off by ~1e-4 here; the float64 one only rounds the
+    result to float32."""
+    a = np.random.default_rng(1).normal(0.0, 0.02, size=(4096, 1024)).astype(np.float32)
+    sum_a, _ = under_xla(lambda a: xla_sums.sums_of_squares(a, a, (0, 1)), a)
     wanted = np.sum(np.float64(a) ** 2)
     assert abs(float(sum_a) - wanted) / wanted < 1.2e-7
 
