@@ -33,19 +33,10 @@ FLAGS = flags.FLAGS
 
 def time_row(name):
     """Trace, then compile and run once, under XLA: seconds of each."""
-    import tensorflow as tf
-
     specs = bert_shapes.bert_variables(FLAGS.size)
-    grads = [tf.random.stateless_normal(shape, seed=[i, 1], stddev=1e-3)
-             for i, (_, shape) in enumerate(specs)]
-    kind, factory = optimizer_step.tf_rows()[name]
-    variables = optimizer_step.make_tf_variables(kind, specs)
-    optimizer = factory()
-
-    @tf.function(jit_compile=True)
-    def apply(gradients):
-        optimizer.apply_gradients(zip(gradients, variables))
-
+    grads = optimizer_step.make_tf_gradients(specs)
+    optimizer, apply = optimizer_step.build_tf_row(*optimizer_step.tf_rows()[name], specs,
+                                                   xla=True)
     start = time.perf_counter()
     apply.get_concrete_function(grads)
     traced = time.perf_counter()

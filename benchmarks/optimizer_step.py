@@ -85,8 +85,15 @@ def _prod(shape):
     return count
 
 
-def prepare_tf_row(kind, factory, specs, grads, xla):
-    """Builds the row and runs its first step; returns (timed step function, first, slots)."""
+def make_tf_gradients(specs):
+    import tensorflow as tf
+
+    return [tf.random.stateless_normal(shape, seed=[i, 1], stddev=1e-3)
+            for i, (_, shape) in enumerate(specs)]
+
+
+def build_tf_row(kind, factory, specs, xla):
+    """Fresh variables, the row's optimizer, and a `tf.function` applying gradients to them."""
     import tensorflow as tf
 
     variables = make_tf_variables(kind, specs)
@@ -95,6 +102,13 @@ def prepare_tf_row(kind, factory, specs, grads, xla):
     @tf.function(jit_compile=xla)
     def apply(gradients):
         optimizer.apply_gradients(zip(gradients, variables))
+
+    return optimizer, apply
+
+
+def prepare_tf_row(kind, factory, specs, grads, xla):
+    """Builds the row and runs its first step; returns (timed step function, first, slots)."""
+    optimizer, apply = build_tf_row(kind, factory, specs, xla)
 
     def timed():
         start = time.perf_counter()
@@ -113,8 +127,7 @@ def run_tensorflow(specs):
     import tensorflow as tf
 
     params = bert_shapes.parameter_count(specs)
-    grads = [tf.random.stateless_normal(shape, seed=[i, 1], stddev=1e-3)
-             for i, (_, shape) in enumerate(specs)]
+    grads = make_tf_gradients(specs)
     rows = tf_rows()
     names = [n for n in rows if not FLAGS.only or n in FLAGS.only or n == "keras Adam"]
     print(f"TensorFlow {tf.__version__}, BERT-{FLAGS.size}: {params:,} parameters in "

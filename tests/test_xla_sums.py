@@ -80,8 +80,7 @@ def optimizer_and_variables(flavour, **kwargs):
         from lamb_tf.keras3 import LAMB
         variables = [keras.Variable(np.ones(shape, np.float32), name=name.replace("/", "_"))
                      for name, shape in zip(names, shapes)]
-    optimizer = LAMB(weight_decay=0.01, exclude_from_weight_decay=["bias"],
-                     exclude_from_layer_adaptation=[], **kwargs)
+    optimizer = LAMB(weight_decay=0.01, exclude_from_layer_adaptation=[], **kwargs)
     optimizer.build(variables)
     return optimizer, variables
 
