@@ -69,9 +69,7 @@ def train() -> dict:
     for flag in ("train_files", "eval_files"):
         if FLAGS[flag].value:
             files = input_pipeline.resolve_files(FLAGS[flag].value, flag)
-            meta = input_pipeline.read_metadata(files) or {}
-            specs[flag] = input_pipeline.DataSpec(files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq,
-                                                  meta.get("settings", {}).get("feature_names", "v1"))
+            specs[flag] = input_pipeline.data_spec(files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq)
     vocab_size = FLAGS.vocab_size or (input_pipeline.read_metadata(specs["train_files"].files) or {}).get(
         "vocab", {}).get("size")
     if not vocab_size:

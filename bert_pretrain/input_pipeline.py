@@ -1,9 +1,9 @@
 """Training and evaluation datasets over TFRecord shards, and the checks made before the first step.
 
-The training order is a pure function of (files, seed), so a restart reproduces it and skips the
-records already consumed: that is how checkpoints restore the data position exactly. Files are split
-among input pipelines (hosts), interleaved, records shuffled, repeated, batched with
-drop_remainder=True so XLA and TPUs see static shapes.
+The training order is a pure function of (files, seed) whose every position can be computed from
+the files' record counts (`record_order`): a restart at step N starts reading at the record step N
+needs, without reading the records before it. Files are split among input pipelines (hosts), and
+batches are made with drop_remainder=True so XLA and TPUs see static shapes.
 """
 
 import dataclasses
@@ -13,6 +13,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from bert_pretrain import record_order
 from bert_pretrain.data import metadata as metadata_lib
 from bert_pretrain.data import reader
 from bert_pretrain.data.errors import DataError
@@ -26,6 +27,17 @@ class DataSpec:
     max_seq_length: int
     max_predictions_per_seq: int
     feature_names: str = "v1"
+    record_counts: tuple[int, ...] | None = None   # per file, from metadata.json; None: count on resume
+
+
+def data_spec(files: tuple[str, ...], max_seq_length: int, max_predictions_per_seq: int) -> DataSpec:
+    """A DataSpec with the feature names and per-file record counts that metadata.json records."""
+    meta = read_metadata(files) or {}
+    shards = meta.get("shards", {})
+    counts = [shards.get(os.path.basename(f), {}).get("instances") for f in files]
+    return DataSpec(files, max_seq_length, max_predictions_per_seq,
+                    meta.get("settings", {}).get("feature_names", "v1"),
+                    None if None in counts else tuple(counts))
 
 
 def resolve_files(patterns: str, flag: str) -> tuple[str, ...]:
@@ -84,12 +96,12 @@ def _scan_file(path: str, spec: DataSpec, vocab_size: int, flag: str) -> None:
         raise DataError(flag, f"{path} is not a readable TFRecord file", "remove or remake it") from None
 
 
-def _pipeline_files(spec: DataSpec, context: tf.distribute.InputContext) -> tf.data.Dataset:
+def _pipeline_files(spec: DataSpec, context: tf.distribute.InputContext) -> list[int]:
+    """Indices of the files this input pipeline (host) reads: every num_input_pipelines-th."""
     if len(spec.files) < context.num_input_pipelines:
         raise DataError("train_files", f"{len(spec.files)} files for {context.num_input_pipelines} input "
                         "pipelines", "write the data in at least one shard per host")
-    return tf.data.Dataset.from_tensor_slices(list(spec.files)).shard(
-        context.num_input_pipelines, context.input_pipeline_id)
+    return list(range(context.input_pipeline_id, len(spec.files), context.num_input_pipelines))
 
 
 def _decode_and_batch(records: tf.data.Dataset, spec: DataSpec, batch_size: int) -> tf.data.Dataset:
@@ -100,18 +112,19 @@ def _decode_and_batch(records: tf.data.Dataset, spec: DataSpec, batch_size: int)
 
 
 def train_dataset_fn(spec: DataSpec, global_batch_size: int, seed: int, consumed_steps: int = 0,
-                     shuffle_buffer: int = 10000):
+                     window: int = record_order.WINDOW):
     """For `strategy.distribute_datasets_from_function`: an endless per-replica-batched stream,
     starting after the batches `consumed_steps` global steps took from this pipeline."""
     def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
         batch_size = context.get_per_replica_batch_size(global_batch_size)
-        files = _pipeline_files(spec, context)
-        files = files.shuffle(len(spec.files), seed=seed).repeat()
-        records = files.interleave(tf.data.TFRecordDataset, cycle_length=min(len(spec.files), 8),
-                                   num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        records = records.shuffle(shuffle_buffer, seed=seed)
+        indices = _pipeline_files(spec, context)
         replicas_per_pipeline = context.num_replicas_in_sync // context.num_input_pipelines
-        records = records.skip(consumed_steps * replicas_per_pipeline * batch_size)
+        start = consumed_steps * replicas_per_pipeline * batch_size
+        counts = None
+        if start:
+            counts = ([spec.record_counts[i] for i in indices] if spec.record_counts
+                      else record_order.count_records([spec.files[i] for i in indices]))
+        records = record_order.records([spec.files[i] for i in indices], seed, start, counts, window)
         return _decode_and_batch(records, spec, batch_size)
     return dataset_fn
 
@@ -119,7 +132,8 @@ def train_dataset_fn(spec: DataSpec, global_batch_size: int, seed: int, consumed
 def eval_dataset_fn(spec: DataSpec, global_batch_size: int):
     """One pass over the held-out files in file order (the remainder that fills no batch is dropped)."""
     def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        records = _pipeline_files(spec, context).flat_map(tf.data.TFRecordDataset)
+        files = [spec.files[i] for i in _pipeline_files(spec, context)]
+        records = tf.data.Dataset.from_tensor_slices(files).flat_map(tf.data.TFRecordDataset)
         return _decode_and_batch(records, spec, context.get_per_replica_batch_size(global_batch_size))
     return dataset_fn
 

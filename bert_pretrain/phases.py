@@ -26,10 +26,8 @@ def phase_dir(model_dir: str, phase: plans.Phase) -> str:
 
 def _data_spec(data_dir: str, subdir: str, phase: plans.Phase, flag: str):
     files = input_pipeline.resolve_files(os.path.join(data_dir, subdir, "*.tfrecord"), flag)
-    meta = input_pipeline.read_metadata(files) or {}
-    names = meta.get("settings", {}).get("feature_names", "v1")
-    return input_pipeline.DataSpec(files, phase.max_seq_length, phase.max_predictions_per_seq,
-                                   names), meta
+    return (input_pipeline.data_spec(files, phase.max_seq_length, phase.max_predictions_per_seq),
+            input_pipeline.read_metadata(files) or {})
 
 
 def _model_config(plan: plans.Plan, vocab_size: int) -> config_lib.ModelConfig:

@@ -2,6 +2,8 @@
 
 import tensorflow as tf
 
+from bert_pretrain.data.errors import DataError
+
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker")
 
 
@@ -9,12 +11,7 @@ def make_strategy(strategy: str = "default", tpu: str = "", zone: str = "",
                   project: str = "") -> tf.distribute.Strategy:
     """`tpu` (a TPU name, or "local" on a TPU VM) wins over `strategy`. multi_worker reads TF_CONFIG."""
     if tpu:
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
-            tpu="" if tpu == "local" else tpu, zone=zone or None, project=project or None)
-        if tpu != "local":
-            tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-        return tf.distribute.TPUStrategy(resolver)
+        return tpu_strategy(tpu, zone, project)
     if strategy == "default":
         return tf.distribute.get_strategy()
     if strategy == "one_device":
@@ -24,6 +21,30 @@ def make_strategy(strategy: str = "default", tpu: str = "", zone: str = "",
     if strategy == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(f"--strategy: unknown {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+
+
+def tpu_strategy(tpu: str, zone: str = "", project: str = "") -> tf.distribute.TPUStrategy:
+    """TPUStrategy over the chips of this TPU VM (`tpu="local"`, one host) or of a named TPU.
+
+    TensorFlow drives a TPU from one Python process. "local" must reach TPUClusterResolver as exactly
+    "local": that is its only directly-attached path (any other value asks the Cloud TPU API). A name
+    is looked up through the Cloud TPU API, which returns every host of the slice, and this process
+    connects to the TPU runtime on each of them: that is how one controller trains a multi-host slice
+    (docs/cloud_tpu.md). Failing to find or reach the TPU is one line, before anything is built.
+    """
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+            tpu=tpu, zone=zone or None, project=project or None)
+        if tpu != "local":
+            tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except Exception as error:  # pylint: disable=broad-except  (resolver, auth, runtime: each one line)
+        where = "no TPU is attached to this machine" if tpu == "local" else f"TPU {tpu!r} could not be reached"
+        detail = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        raise DataError("tpu", f"{where} ({type(error).__name__}: {detail})",
+                        "use --tpu=local on a TPU VM's worker, or a TPU name (with --tpu_zone and "
+                        "--tpu_project) from a machine in the same project and network") from None
+    return tf.distribute.TPUStrategy(resolver)
 
 
 def _local_devices() -> list[str]:
