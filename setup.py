@@ -22,8 +22,10 @@ setup(
         "matplotlib",
     ],
     extras_require={
-        "tpu": ["cloud-tpu-client"],  # legacy TPU Nodes only; TPU VMs need nothing extra
-        "test": ["pytest", "jax[cpu]"],
+        # The Cloud TPU API client: finds a named TPU's hosts and health (multi-host slices).
+        # 0.8+ pin google-api-python-client==1.8.0, which would pull google-auth back to 1.x.
+        "tpu": ["cloud-tpu-client==0.7"],
+        "test": ["pytest", "jax[cpu]", "cloud-tpu-client==0.7"],
     },
     entry_points={
         "console_scripts": [

@@ -5,9 +5,11 @@ as data. Each user value is checked against a strict pattern before any command 
 value that goes into a remote shell string is also shlex-quoted: a value with shell metacharacters is
 refused with one line naming its flag, and would be inert even if a pattern were too loose.
 
-TPU VMs (everything here by default) need no client library: training runs on every worker with
-`--tpu=local`, i.e. `TPUClusterResolver('local')`. Only legacy TPU Nodes use cloud-tpu-client
-(`pip install 'lamb-tf[tpu]'`), imported lazily by `node_client`.
+TensorFlow drives a TPU from one Python process (docs/cloud_tpu.md):
+- one host (v4-8, v5p-8, v5litepod-8, v6e-8, ...): training runs on that worker with `--tpu=local`;
+- several hosts (v4-128, ...): every worker runs the TPU runtime server of the tensorflow-tpu wheel
+  (`start_grpc_tpu_worker`, port 8470), and one training process on worker 0 reaches all of them with
+  `--tpu=NAME`: TPUClusterResolver looks the slice's hosts up in the Cloud TPU API.
 """
 
 import dataclasses
@@ -17,17 +19,46 @@ import shlex
 # Files on each worker, relative to the ssh login directory (the home directory).
 VENV = "lamb-tf-venv"
 DIST = "lamb-tf-dist"
+CONSTRAINTS = "lamb-tf-constraints.txt"
 LOG = "bert-pretrain.log"
 PID = "bert-pretrain.pid"
 EXIT = "bert-pretrain.exit"
-# The TPU build of the TensorFlow that setup.py pins, and where its libtpu comes from.
-TF_TPU = "tensorflow-tpu==2.20.0"
-LIBTPU_INDEX = "https://storage.googleapis.com/libtpu-tf-releases/index.html"
+RUNTIME_LOG = "tpu-runtime.log"
+RUNTIME_PID = "tpu-runtime.pid"
+RUNTIME_PORT = 8470
+# Installed on every worker after the package, at the versions constraints.txt pins: the TPU build of
+# TensorFlow (same module as `tensorflow`, which is removed first), its libtpu, and the client that
+# TPUClusterResolver uses to look a named TPU up.
+TPU_PACKAGES = ("tensorflow-tpu", "libtpu", "cloud-tpu-client")
 
 # States after which a slice will not come back by itself and must be deleted and created again.
 VM_DEAD = ("PREEMPTED", "TERMINATED")
 QUEUED_DEAD = ("SUSPENDING", "SUSPENDED", "FAILED")
 MISSING = "MISSING"
+
+
+@dataclasses.dataclass(frozen=True)
+class Generation:
+    """How gcloud names a TPU generation's slices and what runs on them."""
+
+    base_image: str            # the TPU VM runtime version (Google's "TPU software versions" page)
+    counts: str                # what the number in the accelerator type counts: "cores" or "chips"
+    per_host: int              # that many per host in a multi-host slice
+    single_host_max: int       # the largest single-host slice
+    multi_host: bool = True    # whether TensorFlow 2.20's TPU runtime server can serve its hosts
+    why_not: str = ""
+
+
+GENERATIONS = {
+    "v2": Generation("tpu-ubuntu2204-base", "cores", 8, 8),
+    "v3": Generation("tpu-ubuntu2204-base", "cores", 8, 8),
+    "v4": Generation("tpu-ubuntu2204-base", "cores", 8, 8),
+    "v5p": Generation("v2-alpha-tpuv5", "cores", 8, 8),
+    "v5litepod": Generation("v2-alpha-tpuv5-lite", "chips", 4, 8),
+    "v6e": Generation("v2-alpha-tpuv6e", "chips", 4, 8, multi_host=False, why_not=(
+        "tensorflow-tpu 2.20's TPU runtime server (start_grpc_tpu_worker) has no host topology for v6e, "
+        "and there is no TensorFlow pod image for v6e")),
+}
 
 _BUCKET = r"gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]"
 _GS = _BUCKET + r"(/[A-Za-z0-9._=+@,-]+)*/?"
@@ -37,7 +68,7 @@ _PATTERNS = {
     "zone": (r"[a-z]+(-[a-z]+)*[0-9]+-[a-z]", "a zone looks like us-central2-b"),
     "project": (r"([a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]",
                 "a project ID is 6-30 lowercase letters, digits and hyphens, starting with a letter"),
-    "accelerator_type": (r"v[0-9]+[a-z]*-[0-9]+", "an accelerator type looks like v3-8, v4-32, v5litepod-8"),
+    "accelerator_type": (r"v[0-9]+[a-z]*-[0-9]+", "an accelerator type looks like v4-8, v4-128, v5litepod-16"),
     "runtime_version": (r"[a-z0-9][a-z0-9._-]{0,99}", "a runtime version looks like tpu-ubuntu2204-base"),
     "gs_uri": (_GS, "a gs:// URI is gs://BUCKET/PATH with letters, digits and . _ - = + @ , in the path"),
     "wheel": (_BUCKET + r"(/[A-Za-z0-9._=+@,-]+)+\.(whl|tar\.gz)",
@@ -71,38 +102,65 @@ def check(flag: str, value: str, kind: str) -> str:
     raise FlagError(flag, f"{value!r} {why}; {rule}. Nothing was run")
 
 
+def generation(accelerator_type: str) -> tuple[str, Generation, int]:
+    """(generation name, its facts, number of hosts) of an accelerator type such as v4-128."""
+    name, size = accelerator_type.rsplit("-", 1)
+    if name not in GENERATIONS:
+        raise FlagError("accelerator_type", f"{accelerator_type!r}: unknown TPU generation {name!r}; this tool "
+                        f"knows {', '.join(GENERATIONS)}. Nothing was run")
+    facts = GENERATIONS[name]
+    hosts = 1 if int(size) <= facts.single_host_max else -(-int(size) // facts.per_host)
+    return name, facts, hosts
+
+
 @dataclasses.dataclass(frozen=True)
 class Slice:
-    """One TPU slice and how it is provisioned: a TPU VM, a queued resource, or a legacy TPU Node."""
+    """One TPU VM slice, created directly or through a queued resource."""
 
     name: str
     zone: str
     project: str = ""
     accelerator_type: str = ""
-    runtime_version: str = ""
+    runtime_version: str = ""     # "" = the generation's base image
     spot: bool = False
     queued: bool = False
-    legacy_node: bool = False
+
+    @property
+    def hosts(self) -> int:
+        return generation(self.accelerator_type)[2]
+
+    @property
+    def version(self) -> str:
+        return self.runtime_version or generation(self.accelerator_type)[1].base_image
+
+    def check_supported(self) -> None:
+        """Refuses, before anything is created, a slice that TensorFlow 2.20 cannot train on."""
+        name, facts, hosts = generation(self.accelerator_type)
+        if hosts > 1 and not facts.multi_host:
+            raise FlagError("accelerator_type", f"{self.accelerator_type!r} has {hosts} hosts, but {facts.why_not}; "
+                            f"use a one-host {name} slice ({name}-{facts.single_host_max}) or a v4/v5p pod. "
+                            "Nothing was run")
+        if hosts > 1 and not self.project:
+            raise FlagError("project", f"is required for {self.accelerator_type} ({hosts} hosts): the training "
+                            "process finds the slice's hosts through the Cloud TPU API, which needs the project; "
+                            "pass --project or set it with `gcloud config set project`. Nothing was run")
 
     def _gcloud(self, group: str, verb: str, *flags: str) -> list[str]:
         project = [f"--project={self.project}"] if self.project else []
-        return ["gcloud", "compute", "tpus", *group.split(), verb, self.name, f"--zone={self.zone}", *project, *flags]
+        return ["gcloud", "compute", "tpus", group, verb, self.name, f"--zone={self.zone}", *project, *flags]
 
     def create(self) -> list[str]:
         spot = ["--spot"] if self.spot else []
         kind = [f"--accelerator-type={self.accelerator_type}"]
-        if self.legacy_node:  # Nodes take a TensorFlow version and have no spot tier, only preemptible.
-            return self._gcloud("", "create", *kind, f"--version={self.runtime_version}",
-                                *(["--preemptible"] if self.spot else []))
         if self.queued:
             return self._gcloud("queued-resources", "create", f"--node-id={self.name}", *kind,
-                                f"--runtime-version={self.runtime_version}", *spot)
-        return self._gcloud("tpu-vm", "create", *kind, f"--version={self.runtime_version}", *spot)
+                                f"--runtime-version={self.version}", *spot)
+        return self._gcloud("tpu-vm", "create", *kind, f"--version={self.version}", *spot)
 
     def delete(self) -> list[str]:
         if self.queued:  # --force also deletes the TPU VM the queued resource made.
             return self._gcloud("queued-resources", "delete", "--force", "--quiet")
-        return self._gcloud("" if self.legacy_node else "tpu-vm", "delete", "--quiet")
+        return self._gcloud("tpu-vm", "delete", "--quiet")
 
     def describe(self) -> list[str]:
         """Prints only the state: READY/PREEMPTED/... for a VM, ACTIVE/SUSPENDED/... for a queued resource."""
@@ -121,14 +179,21 @@ class Slice:
     def ready(self, state: str) -> bool:
         return state == ("ACTIVE" if self.queued else "READY")
 
+    def tpu_flags(self) -> list[str]:
+        """How the one training process names its TPU: `local` on one host, the slice's name on several."""
+        if self.hosts == 1:
+            return ["--tpu=local"]
+        return [f"--tpu={self.name}", f"--tpu_zone={self.zone}", f"--tpu_project={self.project}"]
+
 
 def git_requirement(git_url: str, git_ref: str) -> str:
     """The pip requirement that installs this project from its git repository at `git_ref`."""
     return f"lamb-tf @ git+{git_url}@{git_ref}"
 
 
-def install_command(package: str) -> str:
-    """Python 3.11 venv, the package (pip requirement or gs:// wheel), then the TPU build of TensorFlow.
+def install_command(package: str, constraints: str) -> str:
+    """Python 3.11 venv, the package (pip requirement or gs:// wheel) and the TPU packages, every version
+    from `constraints` (the text of the checkout's constraints.txt: the stack the tests ran on).
 
     The package depends on `tensorflow`, whose wheel has no TPU support; `tensorflow-tpu` provides the
     same module with it, so the first is removed before the second is installed.
@@ -136,26 +201,50 @@ def install_command(package: str) -> str:
     pip = f"{VENV}/bin/pip"
     steps = ["set -e", "sudo apt-get -qq update",
              "sudo DEBIAN_FRONTEND=noninteractive apt-get -qq install -y python3.11 python3.11-venv",
+             f"printf '%s\\n' {shlex.join(constraints.splitlines())} > {CONSTRAINTS}",   # one line, any text
              f"python3.11 -m venv {VENV}", f"{pip} install --quiet --upgrade pip"]
     target = package
     if package.startswith("gs://"):
         target = f"{DIST}/{package.rsplit('/', 1)[1]}"
         steps += [f"mkdir -p {DIST}", f"gcloud storage cp {shlex.quote(package)} {DIST}/"]
-    steps += [f"{pip} install --quiet {shlex.quote(target)}", f"{pip} uninstall --yes --quiet tensorflow",
-              f"{pip} install --quiet {TF_TPU} --find-links {LIBTPU_INDEX}"]
+    steps += [f"{pip} install --quiet -c {CONSTRAINTS} {shlex.quote(target)}",
+              f"{pip} uninstall --yes --quiet tensorflow",
+              f"{pip} install --quiet -c {CONSTRAINTS} {' '.join(TPU_PACKAGES)}"]
     return "; ".join(steps)
 
 
-def launch_command(plan: str, data_dir: str, model_dir: str, extra: tuple[str, ...] = (),
-                   log_dir: str = "", name: str = "") -> str:
-    """Starts `bert-pretrain run ... --tpu=local` detached (nohup + setsid), so it outlives the ssh session.
+def runtime_command(wait_s: int = 300, port: int = RUNTIME_PORT) -> str:
+    """Starts the TPU runtime server of the tensorflow-tpu wheel on a worker of a multi-host slice,
+    detached, and returns once it listens on `port` (or fails with one line after `wait_s`).
 
-    Output is appended to LOG; the exit status goes to EXIT when training ends (not when the VM dies);
-    with `log_dir`, LOG is copied to LOG_DIR/NAME/HOSTNAME.log every minute and at the end. Refuses to
-    start a second run while one is alive on the worker.
+    A base image may run Google's own `tpu-runtime` service, which holds the chips; it is stopped
+    first. The server reads the worker's number and the slice's hosts from the VM's metadata.
     """
-    train = shlex.join([f"{VENV}/bin/bert-pretrain", "run", f"--plan={plan}", f"--data_dir={data_dir}",
-                        f"--model_dir={model_dir}", "--tpu=local", *extra])
+    start = (f"nohup setsid {VENV}/bin/start_grpc_tpu_worker >> {RUNTIME_LOG} 2>&1 < /dev/null & "
+             f"echo $! > {RUNTIME_PID}")
+    return (f"sudo systemctl stop tpu-runtime 2>/dev/null || true; "
+            f'if ! {{ [ -f {RUNTIME_PID} ] && kill -0 "$(cat {RUNTIME_PID})" 2>/dev/null; }}; then {start}; fi; '
+            f"for i in $(seq {wait_s}); do "
+            f"if (exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null; then exit 0; fi; sleep 1; done; "
+            f"echo \"the TPU runtime is not listening on port {port} after {wait_s} s on $(hostname); "
+            f"see ~/{RUNTIME_LOG}\" >&2; exit 1")
+
+
+def launch_command(plan: str, data_dir: str, model_dir: str, tpu_flags: list[str], extra: tuple[str, ...] = (),
+                   log_dir: str = "", name: str = "") -> str:
+    """Starts `bert-pretrain run` detached (nohup + setsid) on one worker, so it outlives the ssh session.
+
+    The flags that tie the run to its slice and bucket come after `extra`, so that they win whatever
+    `extra` holds. With a TPU name (several hosts), TPU_LOAD_LIBRARY=0 keeps this process from taking
+    the chips that the worker's runtime server holds. Output is appended to LOG; the exit status goes
+    to EXIT when training ends (not when the VM dies); with `log_dir`, LOG is copied to
+    LOG_DIR/NAME/HOSTNAME.log every minute and at the end. Refuses to start a second run while one is
+    alive on the worker.
+    """
+    train = shlex.join([f"{VENV}/bin/bert-pretrain", "run", *extra, f"--plan={plan}", f"--data_dir={data_dir}",
+                        f"--model_dir={model_dir}", *tpu_flags])
+    if tpu_flags != ["--tpu=local"]:
+        train = f"TPU_LOAD_LIBRARY=0 {train}"
     body = f"{train}; status=$?"
     if log_dir:
         dest = shlex.quote(f"{log_dir.rstrip('/')}/{name}/") + '"$(hostname)".log'
@@ -171,12 +260,3 @@ def launch_command(plan: str, data_dir: str, model_dir: str, extra: tuple[str, .
 LOGS_COMMAND = f'tail -n +1 -F --pid="$(cat {PID})" {LOG}'
 # Prints the training exit status, or nothing while it runs (or if it was killed with the VM).
 EXIT_STATUS_COMMAND = f"cat {EXIT} 2>/dev/null || true"
-
-
-def node_client(tpu: Slice):
-    """A cloud_tpu_client.Client for a legacy TPU Node (the `tpu` extra). TPU VMs never need this."""
-    try:
-        import cloud_tpu_client  # pylint: disable=import-outside-toplevel
-    except ImportError:
-        raise FlagError("legacy_node", "needs cloud-tpu-client: pip install 'lamb-tf[tpu]'") from None
-    return cloud_tpu_client.Client(tpu=tpu.name, zone=tpu.zone, project=tpu.project or None)

@@ -5,6 +5,8 @@ import tensorflow as tf
 from bert_pretrain.data.errors import DataError
 
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker")
+# How long a named TPU may take to become HEALTHY (a slice that was just created or recreated).
+HEALTH_TIMEOUT_S, HEALTH_INTERVAL_S = 1200, 30
 
 
 def make_strategy(strategy: str = "default", tpu: str = "", zone: str = "",
@@ -33,18 +35,42 @@ def tpu_strategy(tpu: str, zone: str = "", project: str = "") -> tf.distribute.T
     (docs/cloud_tpu.md). Failing to find or reach the TPU is one line, before anything is built.
     """
     try:
+        if tpu != "local" and not tpu.startswith("grpc://"):
+            _wait_until_healthy(tpu, zone, project)
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
             tpu=tpu, zone=zone or None, project=project or None)
         if tpu != "local":
             tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
+    except DataError:
+        raise
     except Exception as error:  # pylint: disable=broad-except  (resolver, auth, runtime: each one line)
         where = "no TPU is attached to this machine" if tpu == "local" else f"TPU {tpu!r} could not be reached"
         detail = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
         raise DataError("tpu", f"{where} ({type(error).__name__}: {detail})",
-                        "use --tpu=local on a TPU VM's worker, or a TPU name (with --tpu_zone and "
-                        "--tpu_project) from a machine in the same project and network") from None
+                        "use --tpu=local on a one-host TPU VM, or the TPU's name (with --tpu_zone and "
+                        "--tpu_project) on worker 0 of a slice whose workers run the TPU runtime") from None
     return tf.distribute.TPUStrategy(resolver)
+
+
+def _wait_until_healthy(tpu: str, zone: str, project: str) -> None:
+    """Asks the Cloud TPU API (cloud-tpu-client, which TPUClusterResolver also uses for names) for the
+    TPU's state: a preempted slice is one line saying how to recreate it; a slice still coming up is
+    waited for. Zone and project are required: the client would otherwise ask the metadata server,
+    which exists only on Google Cloud VMs."""
+    for flag, value in (("tpu_zone", zone), ("tpu_project", project)):
+        if not value:
+            raise DataError(flag, f"is required with --tpu={tpu}", f"pass --{flag}=... (scripts/tpu.py passes it)")
+    try:
+        import cloud_tpu_client  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        raise DataError("tpu", f"a TPU name ({tpu}) needs cloud-tpu-client", "pip install 'lamb-tf[tpu]'") from None
+    client = cloud_tpu_client.Client(tpu=tpu, zone=zone, project=project)
+    state = client.state()
+    if not client.recoverable():
+        raise DataError("tpu", f"TPU {tpu!r} is {state}", "recreate it (python scripts/tpu.py recover ...); "
+                        "training resumes from the last checkpoint")
+    client.wait_for_healthy(timeout_s=HEALTH_TIMEOUT_S, interval=HEALTH_INTERVAL_S)
 
 
 def _local_devices() -> list[str]:

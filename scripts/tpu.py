@@ -1,20 +1,24 @@
 """Pretrain BERT on a Cloud TPU slice: `python scripts/tpu.py ACTION --name=... --zone=... [flags] [-- TRAIN_FLAGS]`.
 
 Actions, each a sequence of gcloud commands (bert_pretrain/cloud_tpu.py builds them):
-  create   TPU VM (or --queued resource, waiting until ACTIVE; or --legacy_node), --spot for the spot tier
-  install  this package and the TPU build of TensorFlow on every worker (ssh --worker=all)
-  launch   `bert-pretrain run --plan=... --tpu=local` on every worker, detached, logging to a file
-  logs     stream a worker's log until training ends
+  create   TPU VM with the generation's base image (or --queued resource, waiting until ACTIVE);
+           --spot for the spot tier; a slice TensorFlow cannot train on is refused before anything runs
+  install  this package, tensorflow-tpu, libtpu and cloud-tpu-client on every worker, versions from
+           constraints.txt
+  runtime  several hosts only: the TPU runtime server on every worker (port 8470)
+  launch   `bert-pretrain run` on worker 0, detached, logging to a file: --tpu=local on one host,
+           --tpu=NAME on several (the one process drives every host's chips)
+  logs     stream worker 0's log until training ends
   status   print the slice's state
   watch    stream logs; on preemption recover and go on; exit with training's exit status
-  recover  if the slice was preempted (or --force): delete, create, install, launch; training resumes
-           from the last checkpoint in --model_dir
+  recover  if the slice was preempted (or --force): delete, create, install, runtime, launch; training
+           resumes from the last checkpoint in --model_dir
   delete   delete the slice (the queued resource too)
-  up       create, install, launch, watch
+  up       create, install, runtime, launch, watch
 
-Multi-host slices (v3-32, v4-128, ...) need nothing different: every worker runs the same command.
-Flags after `--` go to `bert-pretrain run` unchanged. --dry_run prints the gcloud commands, one per
-line and shell-quoted, instead of running them. Every value is validated before anything runs.
+Flags after `--` go to `bert-pretrain run`, before the flags this tool sets itself (which therefore
+win). --dry_run prints the gcloud commands, one per line and shell-quoted, instead of running them.
+Every value is validated before anything runs.
 """
 
 import os
@@ -30,20 +34,21 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bert_pretrain import cloud_tpu  # noqa: E402  pylint: disable=wrong-import-position
 from bert_pretrain.cloud_tpu import FlagError, check  # noqa: E402  pylint: disable=wrong-import-position
 
-ACTIONS = ("create", "install", "launch", "logs", "status", "watch", "recover", "delete", "up")
-NODE_ACTIONS = ("create", "status", "recover", "delete")
-RESERVED = ("--plan", "--data_dir", "--model_dir", "--tpu", "--tpu_zone", "--tpu_project")
+ACTIONS = ("create", "install", "runtime", "launch", "logs", "status", "watch", "recover", "delete", "up")
+# Training flags this tool sets itself, and absl's ways of reading flags from elsewhere.
+RESERVED = ("plan", "data_dir", "model_dir", "tpu", "tpu_zone", "tpu_project", "flagfile", "undefok")
+CONSTRAINTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "constraints.txt")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("name", "", "TPU name (and queued resource ID with --queued).")
 flags.DEFINE_string("zone", "", "Zone, e.g. us-central2-b.")
 flags.DEFINE_string("project", "", "GCP project; default: gcloud's configured project.")
 flags.DEFINE_string("accelerator_type", "", "Slice type, e.g. v4-8 (one host), v4-128 (16 hosts).")
-flags.DEFINE_string("runtime_version", "tpu-ubuntu2204-base",
-                    "TPU software version; a legacy Node takes a TensorFlow version.")
-flags.DEFINE_bool("spot", False, "Spot tier (preemptible for a legacy Node): cheaper, can be preempted.")
+flags.DEFINE_string("runtime_version", "", "TPU software version; default: the generation's base image "
+                    "(tpu-ubuntu2204-base for v2-v4, v2-alpha-tpuv5 for v5p, v2-alpha-tpuv5-lite for v5e, "
+                    "v2-alpha-tpuv6e for v6e).")
+flags.DEFINE_bool("spot", False, "Spot tier: cheaper, can be preempted.")
 flags.DEFINE_bool("queued", False, "Create through a queued resource and wait until it is ACTIVE.")
-flags.DEFINE_bool("legacy_node", False, "A legacy TPU Node (cloud-tpu-client; create/status/recover/delete).")
 flags.DEFINE_string("package", "", "What to pip install: a requirement (lamb-tf==0.1.0) or a gs:// wheel.")
 flags.DEFINE_string("git_url", "", "Install from this git repository when --package is empty.")
 flags.DEFINE_string("git_ref", "main", "Branch, tag or commit of --git_url.")
@@ -51,7 +56,6 @@ flags.DEFINE_string("plan", "", "Training plan: a name (paper-64k-32k, demo) or 
 flags.DEFINE_string("data_dir", "", "gs:// directory with the pretraining data.")
 flags.DEFINE_string("model_dir", "", "gs:// directory for checkpoints; a relaunch resumes from it.")
 flags.DEFINE_string("log_uri", "", "gs:// directory that each worker's log is copied to every minute.")
-flags.DEFINE_integer("worker", 0, "Worker whose log `logs` and `watch` stream.", lower_bound=0)
 flags.DEFINE_integer("poll_s", 60, "Seconds between state checks.", lower_bound=1)
 flags.DEFINE_integer("max_recoveries", 10, "`watch` gives up after this many recoveries.", lower_bound=0)
 flags.DEFINE_bool("force", False, "`recover` recreates the slice even when it looks healthy.")
@@ -99,8 +103,6 @@ class Controller:
         self.tpu, self.runner, self.package, self.extra = tpu, runner, package, extra
 
     def state(self) -> str:
-        if self.tpu.legacy_node:
-            return "" if self.runner.dry_run else cloud_tpu.node_client(self.tpu).state()
         status, out, err = self.runner.output(self.tpu.describe())
         if status == 0:
             return out.strip()
@@ -110,8 +112,6 @@ class Controller:
 
     def create(self) -> None:
         self.runner.run(self.tpu.create())
-        if self.tpu.legacy_node and not self.runner.dry_run:
-            cloud_tpu.node_client(self.tpu).wait_for_healthy(timeout_s=3600, interval=FLAGS.poll_s)
         while self.tpu.queued:  # The queued resource exists now; its TPU VM comes when capacity does.
             state = self.state()
             if self.runner.dry_run or self.tpu.ready(state):
@@ -122,19 +122,28 @@ class Controller:
             time.sleep(FLAGS.poll_s)
 
     def install(self) -> None:
-        self.runner.run(self.tpu.ssh(cloud_tpu.install_command(self.package)))
+        with open(CONSTRAINTS, encoding="utf-8") as handle:
+            constraints = handle.read()
+        self.runner.run(self.tpu.ssh(cloud_tpu.install_command(self.package, constraints)))
+
+    def runtime(self) -> None:
+        """The TPU runtime server on every worker of a multi-host slice; one host needs none."""
+        if self.tpu.hosts > 1:
+            self.runner.run(self.tpu.ssh(cloud_tpu.runtime_command()))
+        else:
+            _note(f"{self.tpu.accelerator_type} is one host: training uses its chips directly, no runtime server")
 
     def launch(self) -> None:
+        """One training process, on worker 0, for the whole slice."""
         self.runner.run(self.tpu.ssh(cloud_tpu.launch_command(
-            FLAGS.plan, FLAGS.data_dir, FLAGS.model_dir, self.extra, FLAGS.log_uri, self.tpu.name)))
+            FLAGS.plan, FLAGS.data_dir, FLAGS.model_dir, self.tpu.tpu_flags(), self.extra, FLAGS.log_uri,
+            self.tpu.name), worker="0"))
 
     def logs(self) -> None:
-        self.runner.run(self.tpu.ssh(cloud_tpu.LOGS_COMMAND, worker=str(FLAGS.worker)), check_status=False)
+        self.runner.run(self.tpu.ssh(cloud_tpu.LOGS_COMMAND, worker="0"), check_status=False)
 
     def status(self) -> None:
         state = self.state()
-        if self.tpu.legacy_node and not self.runner.dry_run:
-            state += f" {cloud_tpu.node_client(self.tpu).health()}"
         if not self.runner.dry_run:
             print(state)
 
@@ -142,23 +151,16 @@ class Controller:
         self.runner.run(self.tpu.delete())
 
     def recover(self) -> None:
-        """Recreates the slice if it is dead (a dry run assumes so); Nodes ask cloud-tpu-client's recoverable()."""
-        if self.tpu.legacy_node:
-            state = ""
-            dead = self.runner.dry_run or not cloud_tpu.node_client(self.tpu).recoverable()
-        else:
-            state = self.state()
-            dead = self.runner.dry_run or self.tpu.dead(state)
-        if not (dead or FLAGS.force):
-            _note(f"{self.tpu.name} is {state or 'recoverable'}: nothing to do (--force recreates it anyway)")
+        """Recreates the slice if it is dead (a dry run assumes so) and starts training again."""
+        state = self.state()
+        if not (self.runner.dry_run or self.tpu.dead(state) or FLAGS.force):
+            _note(f"{self.tpu.name} is {state}: nothing to do (--force recreates it anyway)")
             return
         if state != cloud_tpu.MISSING:
             self.delete()
         self.create()
-        if self.tpu.legacy_node:
-            _note(f"Node {self.tpu.name} is back: restart `bert-pretrain run --tpu={self.tpu.name}` on your VM")
-            return
         self.install()
+        self.runtime()
         self.launch()
 
     def watch(self) -> int:
@@ -183,18 +185,38 @@ class Controller:
     def up(self) -> int:
         self.create()
         self.install()
+        self.runtime()
         self.launch()
         return self.watch()
+
+
+def _gcloud_project(dry_run: bool) -> str:
+    """gcloud's configured project, when --project is not given (never the metadata server)."""
+    if dry_run or not shutil.which("gcloud"):
+        return ""
+    done = subprocess.run(["gcloud", "config", "get-value", "project"], capture_output=True, text=True, check=False)
+    value = done.stdout.strip() if done.returncode == 0 else ""
+    return value if value and value != "(unset)" else ""
+
+
+def _check_train_flags(extra: list[str]) -> None:
+    """Flags after `--` may not set what this tool sets, by any of absl's spellings or a flag file."""
+    for arg in extra:
+        check("-- TRAIN_FLAGS", arg, "train_flag")
+        name = arg[2:].split("=")[0]
+        if name in RESERVED or (name.startswith("no") and name[2:] in RESERVED):
+            raise FlagError(f"--{name}", "cannot be passed after `--`: tpu.py sets the plan, the directories and "
+                            "the TPU itself (pass them as tpu.py flags), and reads no flag files. Nothing was run")
 
 
 def _validated(action: str, extra: list[str]) -> Controller:
     """Checks every flag that has a value, and that the action has the values it needs."""
     needs = {"name", "zone"}
-    if action in ("create", "recover", "up"):
+    if action in ("create", "runtime", "launch", "recover", "up"):
         needs.add("accelerator_type")
-    if action in ("install", "recover", "up") and not FLAGS.legacy_node and not FLAGS.package:
+    if action in ("install", "recover", "up") and not FLAGS.package:
         needs.add("git_url")
-    if action in ("launch", "recover", "up") and not FLAGS.legacy_node:
+    if action in ("launch", "recover", "up"):
         needs.update(("plan", "data_dir", "model_dir"))
     kinds = {"name": "tpu_name", "zone": "zone", "project": "project", "accelerator_type": "accelerator_type",
              "runtime_version": "runtime_version", "git_url": "git_url", "git_ref": "git_ref", "plan": "plan",
@@ -206,17 +228,16 @@ def _validated(action: str, extra: list[str]) -> Controller:
             raise FlagError(flag, f"required by `{action}`")
     if FLAGS.package:
         check("package", FLAGS.package, "wheel" if FLAGS.package.startswith("gs://") else "requirement")
-    if FLAGS.legacy_node and action not in NODE_ACTIONS:
-        raise FlagError("legacy_node", f"`{action}` is for TPU VMs; on a Node run training from your own VM "
-                        f"with `bert-pretrain run --tpu={FLAGS.name}`")
-    if FLAGS.legacy_node and FLAGS.queued:
-        raise FlagError("queued", "queued resources make TPU VMs, not legacy Nodes")
-    for arg in extra:
-        check("-- TRAIN_FLAGS", arg, "train_flag")
-        if arg.split("=")[0] in RESERVED:
-            raise FlagError(arg.split("=")[0], "is set by tpu.py itself; pass it as a tpu.py flag")
-    tpu = cloud_tpu.Slice(FLAGS.name, FLAGS.zone, FLAGS.project, FLAGS.accelerator_type, FLAGS.runtime_version,
-                          FLAGS.spot, FLAGS.queued, FLAGS.legacy_node)
+    _check_train_flags(extra)
+    project = FLAGS.project
+    if FLAGS.accelerator_type and not project and cloud_tpu.generation(FLAGS.accelerator_type)[2] > 1:
+        project = _gcloud_project(FLAGS.dry_run)   # the training process must name it (no metadata server)
+        if project:
+            check("project", project, "project")
+    tpu = cloud_tpu.Slice(FLAGS.name, FLAGS.zone, project, FLAGS.accelerator_type, FLAGS.runtime_version,
+                          FLAGS.spot, FLAGS.queued)
+    if FLAGS.accelerator_type:
+        tpu.check_supported()
     package = FLAGS.package or cloud_tpu.git_requirement(FLAGS.git_url, FLAGS.git_ref)
     return Controller(tpu, Runner(FLAGS.dry_run), package, tuple(extra))
 

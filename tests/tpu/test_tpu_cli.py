@@ -5,14 +5,15 @@ import shlex
 import pytest
 
 from bert_pretrain import cloud_tpu
-from tpu_helpers import gcloud_calls, install_fake_gcloud, run_tpu
+from tpu_helpers import REPO, gcloud_calls, install_fake_gcloud, run_tpu
 
 VM = ["gcloud", "compute", "tpus", "tpu-vm"]
 QR = ["gcloud", "compute", "tpus", "queued-resources"]
 GIT = "--git_url=https://github.com/org/lamb-tf.git"
 TRAIN = ["--plan=paper-64k-32k", "--data_dir=gs://lamb-bkt/data", "--model_dir=gs://lamb-bkt/runs/p64k"]
-INSTALL = cloud_tpu.install_command("lamb-tf @ git+https://github.com/org/lamb-tf.git@main")
-LAUNCH = cloud_tpu.launch_command("paper-64k-32k", "gs://lamb-bkt/data", "gs://lamb-bkt/runs/p64k")
+INSTALL = cloud_tpu.install_command("lamb-tf @ git+https://github.com/org/lamb-tf.git@main",
+                                    (REPO / "constraints.txt").read_text())
+LAUNCH = cloud_tpu.launch_command("paper-64k-32k", "gs://lamb-bkt/data", "gs://lamb-bkt/runs/p64k", ["--tpu=local"])
 
 
 def _lines(result):
@@ -27,53 +28,90 @@ def test_up_single_host_dry_run():
         [*VM, "create", "bert-v4-8", "--zone=us-central2-b", "--accelerator-type=v4-8",
          "--version=tpu-ubuntu2204-base"],
         [*VM, "ssh", "bert-v4-8", "--zone=us-central2-b", "--worker=all", f"--command={INSTALL}"],
-        [*VM, "ssh", "bert-v4-8", "--zone=us-central2-b", "--worker=all", f"--command={LAUNCH}"],
+        [*VM, "ssh", "bert-v4-8", "--zone=us-central2-b", "--worker=0", f"--command={LAUNCH}"],
         [*VM, "ssh", "bert-v4-8", "--zone=us-central2-b", "--worker=0",
          '--command=tail -n +1 -F --pid="$(cat bert-pretrain.pid)" bert-pretrain.log'],
     ]
+    assert "v4-8 is one host: training uses its chips directly, no runtime server" in result.stderr
 
 
-def test_up_multi_host_spot_dry_run():
-    """A pod slice: the same command on every worker, --tpu=local, extra flags passed through quoted."""
+def test_up_pod_dry_run_runtime_everywhere_one_trainer_with_the_name():
+    """v4-128 (16 hosts): the runtime on every worker, then exactly one training process, on worker 0,
+    naming the TPU; extra flags passed through quoted, before the flags tpu.py sets."""
     result = run_tpu(["up", "--dry_run", "--name=bert-pod", "--zone=us-central2-b", "--project=my-proj-1",
                       "--accelerator_type=v4-128", "--spot",
                       "--package=gs://lamb-bkt/dist/lamb_tf-0.1.0-py3-none-any.whl",
-                      "--log_uri=gs://lamb-bkt/logs", "--worker=3", *TRAIN, "--", "--steps_per_loop=500"])
+                      "--log_uri=gs://lamb-bkt/logs", *TRAIN, "--", "--steps_per_loop=500"])
     where = ["bert-pod", "--zone=us-central2-b", "--project=my-proj-1"]
     lines = _lines(result)
     assert lines[0] == [*VM, "create", *where, "--accelerator-type=v4-128", "--version=tpu-ubuntu2204-base", "--spot"]
     assert lines[1][:9] == [*VM, "ssh", *where, "--worker=all"]
     assert "gcloud storage cp gs://lamb-bkt/dist/lamb_tf-0.1.0-py3-none-any.whl lamb-tf-dist/" in lines[1][9]
-    assert lines[2] == [*VM, "ssh", *where, "--worker=all", "--command=" + (
+    assert lines[2] == [*VM, "ssh", *where, "--worker=all", f"--command={cloud_tpu.runtime_command()}"]
+    assert lines[3] == [*VM, "ssh", *where, "--worker=0", "--command=" + (
         'if [ -f bert-pretrain.pid ] && kill -0 "$(cat bert-pretrain.pid)" 2>/dev/null; '
         "then echo 'bert-pretrain is already running on this worker' >&2; exit 1; fi; "
         "rm -f bert-pretrain.exit; nohup setsid bash -c '( while sleep 60; do gcloud storage cp bert-pretrain.log "
         "gs://lamb-bkt/logs/bert-pod/\"$(hostname)\".log >/dev/null 2>&1; done ) & sync=$!; "
-        "lamb-tf-venv/bin/bert-pretrain run --plan=paper-64k-32k --data_dir=gs://lamb-bkt/data "
-        "--model_dir=gs://lamb-bkt/runs/p64k --tpu=local --steps_per_loop=500; status=$?; kill $sync; "
+        "TPU_LOAD_LIBRARY=0 lamb-tf-venv/bin/bert-pretrain run --steps_per_loop=500 --plan=paper-64k-32k "
+        "--data_dir=gs://lamb-bkt/data --model_dir=gs://lamb-bkt/runs/p64k --tpu=bert-pod --tpu_zone=us-central2-b "
+        "--tpu_project=my-proj-1; status=$?; kill $sync; "
         "gcloud storage cp bert-pretrain.log gs://lamb-bkt/logs/bert-pod/\"$(hostname)\".log >/dev/null 2>&1; "
         "echo $status > bert-pretrain.exit' >> bert-pretrain.log 2>&1 < /dev/null & echo $! > bert-pretrain.pid")]
-    assert lines[3][:9] == [*VM, "ssh", *where, "--worker=3"]
-    assert len(lines) == 4
+    assert lines[4][:9] == [*VM, "ssh", *where, "--worker=0"]
+    assert len(lines) == 5
+    trainers = [line for line in lines if "bert-pretrain run" in line[-1]]
+    assert len(trainers) == 1 and trainers[0][8] == "--worker=0"
+
+
+@pytest.mark.parametrize("accelerator_type, image", [("v5p-8", "v2-alpha-tpuv5"), ("v6e-8", "v2-alpha-tpuv6e"),
+                                                     ("v5litepod-8", "v2-alpha-tpuv5-lite")])
+def test_newer_generations_pick_their_image(accelerator_type, image):
+    lines = _lines(run_tpu(["create", "--dry_run", "--name=t", "--zone=us-east5-a",
+                            f"--accelerator_type={accelerator_type}"]))
+    assert lines == [[*VM, "create", "t", "--zone=us-east5-a", f"--accelerator-type={accelerator_type}",
+                      f"--version={image}"]]
+
+
+def test_unsupported_slice_is_refused_before_anything_is_created(tmp_path):
+    fake = install_fake_gcloud(tmp_path / "bin")
+    result = run_tpu(["up", "--name=t", "--zone=us-east5-a", "--project=my-proj-1", "--accelerator_type=v6e-16",
+                      GIT, *TRAIN], fake)
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("tpu.py: --accelerator_type: 'v6e-16' has 4 hosts, but ")
+    assert "use a one-host v6e slice (v6e-8) or a v4/v5p pod. Nothing was run" in result.stderr
+    assert gcloud_calls(fake) == []
+
+
+def test_pod_project_comes_from_gcloud_config_or_is_required(tmp_path):
+    fake = install_fake_gcloud(tmp_path / "bin")
+    args = ["launch", "--name=pod", "--zone=us-central2-b", "--accelerator_type=v4-32", *TRAIN]
+    refused = run_tpu(args, fake)
+    assert refused.returncode == 2 and refused.stderr.startswith("tpu.py: --project: is required for v4-32 (4 hosts)")
+    assert gcloud_calls(fake) == [["gcloud", "config", "get-value", "project"]]
+    configured = run_tpu(args, fake, env={"FAKE_PROJECT": "proj-from-config"})
+    assert configured.returncode == 0, configured.stderr
+    assert "--tpu_project=proj-from-config" in gcloud_calls(fake)[-1][-1]
 
 
 def test_queued_spot_create_dry_run():
     result = run_tpu(["create", "--dry_run", "--queued", "--spot", "--name=qr-1", "--zone=us-east5-a",
-                      "--accelerator_type=v5litepod-16", "--runtime_version=v2-alpha-tpuv5-lite"])
+                      "--project=my-proj-1", "--accelerator_type=v5litepod-16"])
+    where = ["qr-1", "--zone=us-east5-a", "--project=my-proj-1"]
     assert _lines(result) == [
-        [*QR, "create", "qr-1", "--zone=us-east5-a", "--node-id=qr-1", "--accelerator-type=v5litepod-16",
+        [*QR, "create", *where, "--node-id=qr-1", "--accelerator-type=v5litepod-16",
          "--runtime-version=v2-alpha-tpuv5-lite", "--spot"],
-        [*QR, "describe", "qr-1", "--zone=us-east5-a", "--format=value(state.state)"],
+        [*QR, "describe", *where, "--format=value(state.state)"],
     ]
 
 
 def test_recover_and_delete_queued_dry_run():
-    flags = ["--dry_run", "--queued", "--name=qr-1", "--zone=us-east5-a", "--accelerator_type=v4-32", GIT, *TRAIN]
+    flags = ["--dry_run", "--queued", "--name=qr-1", "--zone=us-east5-a", "--accelerator_type=v4-8", GIT, *TRAIN]
     lines = _lines(run_tpu(["recover", *flags]))
     assert [line[:5] for line in lines] == [[*QR, "describe"], [*QR, "delete"], [*QR, "create"], [*QR, "describe"],
                                             [*VM, "ssh"], [*VM, "ssh"]]
     assert lines[1] == [*QR, "delete", "qr-1", "--zone=us-east5-a", "--force", "--quiet"]
-    assert lines[5][-1] == f"--command={LAUNCH}"
+    assert lines[5][-2:] == ["--worker=0", f"--command={LAUNCH}"]
     assert _lines(run_tpu(["delete", *flags])) == [lines[1]]
 
 
@@ -91,6 +129,10 @@ def test_recover_and_delete_queued_dry_run():
     (["--git_ref=main;id"], "--git_ref"),
     (["--", "--seed=1;id"], "-- TRAIN_FLAGS"),
     (["--", "--tpu=other"], "--tpu"),
+    (["--", "--flagfile=gs://lamb-bkt/flags.txt"], "--flagfile"),
+    (["--", "--notpu"], "--notpu"),
+    (["--", "--undefok=tpu"], "--undefok"),
+    (["--", "--model_dir=gs://lamb-bkt/other"], "--model_dir"),
     (["--plan="], "--plan"),
 ])
 def test_bad_values_are_refused_before_anything_runs(tmp_path, args, flag):
@@ -104,11 +146,6 @@ def test_bad_values_are_refused_before_anything_runs(tmp_path, args, flag):
     assert gcloud_calls(fake) == []
 
 
-def test_legacy_node_refuses_vm_actions():
-    result = run_tpu(["launch", "--dry_run", "--legacy_node", "--name=node", "--zone=us-central1-b"])
-    assert result.returncode == 2 and result.stderr.startswith("tpu.py: --legacy_node: `launch` is for TPU VMs")
-
-
 def test_missing_gcloud_is_one_line(tmp_path):
     result = run_tpu(["status", "--name=bert", "--zone=us-central2-b"], env={"PATH": str(tmp_path)})
     assert result.returncode == 1
@@ -117,16 +154,19 @@ def test_missing_gcloud_is_one_line(tmp_path):
 
 def test_recover_after_preemption(tmp_path):
     fake = install_fake_gcloud(tmp_path / "bin", "PREEMPTED")
-    result = run_tpu(["recover", "--name=bert-v3", "--zone=europe-west4-a", "--accelerator_type=v3-32", "--spot",
-                      GIT, *TRAIN], fake)
+    result = run_tpu(["recover", "--name=bert-v3", "--zone=europe-west4-a", "--project=my-proj-1",
+                      "--accelerator_type=v3-32", "--spot", GIT, *TRAIN], fake)
     assert result.returncode == 0, result.stderr
-    where = ["bert-v3", "--zone=europe-west4-a"]
+    where = ["bert-v3", "--zone=europe-west4-a", "--project=my-proj-1"]
+    launch = cloud_tpu.launch_command("paper-64k-32k", "gs://lamb-bkt/data", "gs://lamb-bkt/runs/p64k",
+                                      ["--tpu=bert-v3", "--tpu_zone=europe-west4-a", "--tpu_project=my-proj-1"])
     assert gcloud_calls(fake) == [
         [*VM, "describe", *where, "--format=value(state)"],
         [*VM, "delete", *where, "--quiet"],
         [*VM, "create", *where, "--accelerator-type=v3-32", "--version=tpu-ubuntu2204-base", "--spot"],
         [*VM, "ssh", *where, "--worker=all", f"--command={INSTALL}"],
-        [*VM, "ssh", *where, "--worker=all", f"--command={LAUNCH}"],
+        [*VM, "ssh", *where, "--worker=all", f"--command={cloud_tpu.runtime_command()}"],
+        [*VM, "ssh", *where, "--worker=0", f"--command={launch}"],
     ]
 
 
@@ -181,45 +221,3 @@ def test_no_credentials_are_printed(tmp_path):
         for secret in ("/secret/sa-key-7f3a.json", "sa-key-7f3a", "ya29.SECRET-TOKEN-91b2"):
             assert secret not in result.stdout + result.stderr
     assert all("SECRET" not in arg for call in gcloud_calls(fake) for arg in call)
-
-
-_FAKE_CLIENT = """
-import json, os
-RECORD = os.path.join(os.path.dirname(__file__), "client.jsonl")
-
-class Client:
-    def __init__(self, tpu=None, zone=None, project=None):
-        self.args = [tpu, zone, project]
-
-    def _log(self, *what):
-        with open(RECORD, "a") as f:
-            f.write(json.dumps([*self.args, *what]) + "\\n")
-
-    def recoverable(self):
-        self._log("recoverable")
-        return os.environ["FAKE_RECOVERABLE"] == "1"
-
-    def wait_for_healthy(self, timeout_s=1200, interval=30):
-        self._log("wait_for_healthy", interval)
-"""
-
-
-@pytest.mark.parametrize("recoverable", ["0", "1"])
-def test_legacy_node_recover_uses_cloud_tpu_client(tmp_path, recoverable):
-    fake = install_fake_gcloud(tmp_path / "bin")
-    (tmp_path / "mods").mkdir()
-    (tmp_path / "mods" / "cloud_tpu_client.py").write_text(_FAKE_CLIENT)
-    result = run_tpu(["recover", "--legacy_node", "--spot", "--name=node", "--zone=us-central1-b",
-                      "--accelerator_type=v3-8", "--runtime_version=2.12.0", "--poll_s=5"], fake,
-                     env={"FAKE_RECOVERABLE": recoverable}, python_path=tmp_path / "mods")
-    assert result.returncode == 0, result.stderr
-    client_calls = [line for line in (tmp_path / "mods" / "client.jsonl").read_text().splitlines()]
-    if recoverable == "1":
-        assert gcloud_calls(fake) == [] and client_calls == ['["node", "us-central1-b", null, "recoverable"]']
-        return
-    assert gcloud_calls(fake) == [
-        ["gcloud", "compute", "tpus", "delete", "node", "--zone=us-central1-b", "--quiet"],
-        ["gcloud", "compute", "tpus", "create", "node", "--zone=us-central1-b", "--accelerator-type=v3-8",
-         "--version=2.12.0", "--preemptible"]]
-    assert client_calls[-1] == '["node", "us-central1-b", null, "wait_for_healthy", 5]'
-    assert "restart `bert-pretrain run --tpu=node` on your VM" in result.stderr

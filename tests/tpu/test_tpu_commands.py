@@ -1,8 +1,8 @@
-"""bert_pretrain.cloud_tpu: the exact gcloud argv lists, remote shell text, validation, legacy client."""
+"""bert_pretrain.cloud_tpu: the exact gcloud argv lists, remote shell text, generations and hosts,
+validation."""
 
 import subprocess
 import sys
-import types
 
 import pytest
 
@@ -45,11 +45,34 @@ def test_queued_resource_spot():
     assert tpu.ssh("x")[:6] == ["gcloud", "compute", "tpus", "tpu-vm", "ssh", "qr"]
 
 
-def test_legacy_node():
-    tpu = Slice("node", ZONE, "", "v3-8", "2.12.0", spot=True, legacy_node=True)
-    assert tpu.create() == ["gcloud", "compute", "tpus", "create", "node", "--zone=us-central2-b",
-                            "--accelerator-type=v3-8", "--version=2.12.0", "--preemptible"]
-    assert tpu.delete() == ["gcloud", "compute", "tpus", "delete", "node", "--zone=us-central2-b", "--quiet"]
+@pytest.mark.parametrize("accelerator_type, image, hosts", [
+    ("v2-8", "tpu-ubuntu2204-base", 1), ("v3-32", "tpu-ubuntu2204-base", 4), ("v4-8", "tpu-ubuntu2204-base", 1),
+    ("v4-128", "tpu-ubuntu2204-base", 16), ("v5p-8", "v2-alpha-tpuv5", 1), ("v5p-256", "v2-alpha-tpuv5", 32),
+    ("v5litepod-8", "v2-alpha-tpuv5-lite", 1), ("v5litepod-16", "v2-alpha-tpuv5-lite", 4),
+    ("v6e-8", "v2-alpha-tpuv6e", 1), ("v6e-4", "v2-alpha-tpuv6e", 1),
+])
+def test_generations_pick_their_image_and_count_hosts(accelerator_type, image, hosts):
+    """Images: Google's "TPU software versions" page; hosts: 4 chips a host, v2-v5p count TensorCores (2 a chip)."""
+    tpu = Slice("t", ZONE, "my-project", accelerator_type)
+    assert tpu.version == image and tpu.hosts == hosts
+    tpu.check_supported()
+    assert Slice("t", ZONE, "", accelerator_type, "tpu-vm-tf-2.18.0-pod-pjrt").version == "tpu-vm-tf-2.18.0-pod-pjrt"
+
+
+def test_tpu_flags_one_host_local_several_hosts_the_name():
+    assert Slice("t", ZONE, "p-12345", "v4-8").tpu_flags() == ["--tpu=local"]
+    assert Slice("bert", ZONE, "p-12345", "v4-32").tpu_flags() == [
+        "--tpu=bert", "--tpu_zone=us-central2-b", "--tpu_project=p-12345"]
+
+
+@pytest.mark.parametrize("accelerator_type, project, message", [
+    ("v6e-16", "p-12345", "^--accelerator_type: 'v6e-16' has 4 hosts, but tensorflow-tpu 2.20's TPU runtime server"),
+    ("v7-8", "p-12345", "^--accelerator_type: 'v7-8': unknown TPU generation 'v7'; this tool knows v2, v3, v4"),
+    ("v4-32", "", "^--project: is required for v4-32 \\(4 hosts\\)"),
+])
+def test_slices_tensorflow_cannot_train_on_are_refused(accelerator_type, project, message):
+    with pytest.raises(FlagError, match=message):
+        Slice("t", ZONE, project, accelerator_type).check_supported()
 
 
 def test_states():
@@ -61,36 +84,54 @@ def test_states():
     assert vm.ready("READY") and queued.ready("ACTIVE") and not queued.ready("READY")
 
 
-def test_install_from_git():
-    command = cloud_tpu.install_command(cloud_tpu.git_requirement("https://github.com/org/lamb-tf.git", "v0.1"))
+def test_install_from_git_with_the_constraints():
+    command = cloud_tpu.install_command(cloud_tpu.git_requirement("https://github.com/org/lamb-tf.git", "v0.1"),
+                                        "absl-py==1.4.0\nlibtpu==0.0.20\n")
     assert command.split("; ") == [
         "set -e",
         "sudo apt-get -qq update",
         "sudo DEBIAN_FRONTEND=noninteractive apt-get -qq install -y python3.11 python3.11-venv",
+        "printf '%s\\n' absl-py==1.4.0 libtpu==0.0.20 > lamb-tf-constraints.txt",
         "python3.11 -m venv lamb-tf-venv",
         "lamb-tf-venv/bin/pip install --quiet --upgrade pip",
-        "lamb-tf-venv/bin/pip install --quiet 'lamb-tf @ git+https://github.com/org/lamb-tf.git@v0.1'",
+        "lamb-tf-venv/bin/pip install --quiet -c lamb-tf-constraints.txt "
+        "'lamb-tf @ git+https://github.com/org/lamb-tf.git@v0.1'",
         "lamb-tf-venv/bin/pip uninstall --yes --quiet tensorflow",
-        "lamb-tf-venv/bin/pip install --quiet tensorflow-tpu==2.20.0 "
-        "--find-links https://storage.googleapis.com/libtpu-tf-releases/index.html",
+        "lamb-tf-venv/bin/pip install --quiet -c lamb-tf-constraints.txt tensorflow-tpu libtpu cloud-tpu-client",
     ]
 
 
+def test_install_writes_the_constraints_file_verbatim(tmp_path):
+    text = "tensorflow-tpu==2.20.0\n# a comment with 'quotes' and $(no expansion)\nlibtpu==0.0.20\n"
+    command = cloud_tpu.install_command("lamb-tf", text).split("; ")[3]
+    subprocess.run(["bash", "-c", command], cwd=tmp_path, check=True)
+    assert (tmp_path / cloud_tpu.CONSTRAINTS).read_text() == text
+
+
 def test_install_from_gs_wheel():
-    steps = cloud_tpu.install_command("gs://b/dist/lamb_tf-0.1.0-py3-none-any.whl").split("; ")
-    assert steps[5:8] == ["mkdir -p lamb-tf-dist",
+    steps = cloud_tpu.install_command("gs://b/dist/lamb_tf-0.1.0-py3-none-any.whl", "x==1").split("; ")
+    assert steps[6:9] == ["mkdir -p lamb-tf-dist",
                           "gcloud storage cp gs://b/dist/lamb_tf-0.1.0-py3-none-any.whl lamb-tf-dist/",
-                          "lamb-tf-venv/bin/pip install --quiet lamb-tf-dist/lamb_tf-0.1.0-py3-none-any.whl"]
+                          "lamb-tf-venv/bin/pip install --quiet -c lamb-tf-constraints.txt "
+                          "lamb-tf-dist/lamb_tf-0.1.0-py3-none-any.whl"]
 
 
-def test_launch_command():
-    command = cloud_tpu.launch_command("paper-64k-32k", "gs://b/data", "gs://b/model", ("--seed=1",))
+def test_launch_command_one_host():
+    command = cloud_tpu.launch_command("paper-64k-32k", "gs://b/data", "gs://b/model", ["--tpu=local"], ("--seed=1",))
     assert command == (
         'if [ -f bert-pretrain.pid ] && kill -0 "$(cat bert-pretrain.pid)" 2>/dev/null; '
         "then echo 'bert-pretrain is already running on this worker' >&2; exit 1; fi; "
-        "rm -f bert-pretrain.exit; nohup setsid bash -c 'lamb-tf-venv/bin/bert-pretrain run --plan=paper-64k-32k "
-        "--data_dir=gs://b/data --model_dir=gs://b/model --tpu=local --seed=1; status=$?; "
+        "rm -f bert-pretrain.exit; nohup setsid bash -c 'lamb-tf-venv/bin/bert-pretrain run --seed=1 "
+        "--plan=paper-64k-32k --data_dir=gs://b/data --model_dir=gs://b/model --tpu=local; status=$?; "
         "echo $status > bert-pretrain.exit' >> bert-pretrain.log 2>&1 < /dev/null & echo $! > bert-pretrain.pid")
+
+
+def test_launch_command_several_hosts_names_the_tpu_and_leaves_the_chips_to_the_runtime():
+    tpu_flags = Slice("bert", ZONE, "p-12345", "v4-32").tpu_flags()
+    command = cloud_tpu.launch_command("demo", "gs://b/data", "gs://b/model", tpu_flags)
+    assert ("nohup setsid bash -c 'TPU_LOAD_LIBRARY=0 lamb-tf-venv/bin/bert-pretrain run --plan=demo "
+            "--data_dir=gs://b/data --model_dir=gs://b/model --tpu=bert --tpu_zone=us-central2-b "
+            "--tpu_project=p-12345; status=$?;") in command
 
 
 @pytest.mark.parametrize("kind, value", [
@@ -130,32 +171,14 @@ def test_shell_metacharacters_are_refused(kind, attack):
 
 def test_launch_quotes_what_it_is_given(tmp_path):
     """Even a value that skipped validation stays one inert word in the remote shell."""
-    command = cloud_tpu.launch_command("$(touch pwned)", "gs://b/d", "gs://b/m", ("--x=a;touch pwned2",))
+    command = cloud_tpu.launch_command("$(touch pwned)", "gs://b/d", "gs://b/m", ["--tpu=local"],
+                                       ("--x=a;touch pwned2",))
     inner = command.split("bash -c ", 1)[1].split(" >> ", 1)[0]
     body = subprocess.run(["bash", "-c", f"printf %s {inner}"], capture_output=True, text=True, check=True).stdout
     words = subprocess.run(["bash", "-c", f"printf '%s\\n' {body.split('; status')[0]}"], cwd=tmp_path,
                            capture_output=True, text=True, check=True).stdout.splitlines()
-    assert words[2] == "--plan=$(touch pwned)" and words[-1] == "--x=a;touch pwned2"
+    assert words[2] == "--x=a;touch pwned2" and words[3] == "--plan=$(touch pwned)"
     assert not list(tmp_path.iterdir())
-
-
-class _FakeClient:
-    made = []
-
-    def __init__(self, tpu=None, zone=None, project=None):
-        self.made.append((tpu, zone, project))
-
-
-def test_node_client_uses_cloud_tpu_client(monkeypatch):
-    monkeypatch.setitem(sys.modules, "cloud_tpu_client", types.SimpleNamespace(Client=_FakeClient))
-    client = cloud_tpu.node_client(Slice("node", ZONE, "", legacy_node=True))
-    assert isinstance(client, _FakeClient) and _FakeClient.made[-1] == ("node", ZONE, None)
-
-
-def test_node_client_without_the_extra(monkeypatch):
-    monkeypatch.setitem(sys.modules, "cloud_tpu_client", None)  # `import cloud_tpu_client` raises ImportError
-    with pytest.raises(FlagError, match=r"^--legacy_node: needs cloud-tpu-client: pip install 'lamb-tf\[tpu\]'$"):
-        cloud_tpu.node_client(Slice("node", ZONE, legacy_node=True))
 
 
 def test_imports_neither_tensorflow_nor_the_client():

@@ -14,8 +14,8 @@ REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "tpu.py"
 
 # Answers `describe` with the next word of states.txt (the last one repeats; NOT_FOUND fails the way gcloud
-# does for a missing TPU), `cat bert-pretrain.exit` with $FAKE_EXIT_STATUS, and everything else with
-# nothing; exits with $FAKE_GCLOUD_STATUS.
+# does for a missing TPU), `cat bert-pretrain.exit` with $FAKE_EXIT_STATUS, `config get-value project`
+# with $FAKE_PROJECT (or "(unset)"), and everything else with nothing; exits with $FAKE_GCLOUD_STATUS.
 _FAKE_GCLOUD = """#!{python}
 import json, os, sys
 here = os.path.dirname(os.path.abspath(__file__))
@@ -28,6 +28,8 @@ if "describe" in sys.argv:
     if states[0] == "NOT_FOUND":
         sys.exit("ERROR: (gcloud.compute.tpus.tpu-vm.describe) NOT_FOUND: Resource not found")
     print(states[0])
+if sys.argv[1:4] == ["config", "get-value", "project"]:
+    print(os.environ.get("FAKE_PROJECT", "(unset)"))
 if any(arg.startswith("--command=cat bert-pretrain.exit") for arg in sys.argv):
     print(os.environ.get("FAKE_EXIT_STATUS", ""))
 sys.exit(int(os.environ.get("FAKE_GCLOUD_STATUS", "0")))
