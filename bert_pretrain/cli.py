@@ -50,8 +50,8 @@ flags.DEFINE_integer("cpu_devices", 0, "Split the CPU into this many logical dev
 flags.DEFINE_string("export_dir", "", "Write the encoder here at the end (Model Garden checkpoint + SavedModel).")
 
 
-def train() -> dict:
-    """Builds everything from FLAGS, checks it all, then trains."""
+def build_trainer():
+    """The strategy, data specs and Trainer from FLAGS, every check made: (trainer, {flag: DataSpec})."""
     from bert_pretrain import config as config_lib
     from bert_pretrain import input_pipeline
     from bert_pretrain import strategy as strategy_lib
@@ -86,7 +86,12 @@ def train() -> dict:
         max_consecutive_skips=FLAGS.max_consecutive_skips, checkpoint_every=FLAGS.checkpoint_every,
         keep_checkpoints=FLAGS.keep_checkpoints, eval_every=FLAGS.eval_every, seed=FLAGS.seed,
         peak_tflops=FLAGS.peak_tflops, optimizer=FLAGS.optimizer, xla=FLAGS.xla)
-    trainer = trainer_lib.Trainer(model_config, train_config, strategy, FLAGS.model_dir)
+    return trainer_lib.Trainer(model_config, train_config, strategy, FLAGS.model_dir), specs
+
+
+def train() -> dict:
+    """Builds everything from FLAGS, checks it all, then trains."""
+    trainer, specs = build_trainer()
     result = trainer.train(specs["train_files"], specs.get("eval_files"))
     if FLAGS.export_dir and int(trainer.step.numpy()) >= FLAGS.train_steps:
         trainer.export(FLAGS.export_dir)
