@@ -55,7 +55,7 @@ flags.DEFINE_string("git_ref", "main", "Branch, tag or commit of --git_url.")
 flags.DEFINE_string("plan", "", "Training plan: a name (paper-64k-32k, demo) or a file.")
 flags.DEFINE_string("data_dir", "", "gs:// directory with the pretraining data.")
 flags.DEFINE_string("model_dir", "", "gs:// directory for checkpoints; a relaunch resumes from it.")
-flags.DEFINE_string("log_uri", "", "gs:// directory that each worker's log is copied to every minute.")
+flags.DEFINE_string("log_uri", "", "gs:// directory that the training log is copied to every minute.")
 flags.DEFINE_integer("poll_s", 60, "Seconds between state checks.", lower_bound=1)
 flags.DEFINE_integer("max_recoveries", 10, "`watch` gives up after this many recoveries.", lower_bound=0)
 flags.DEFINE_bool("force", False, "`recover` recreates the slice even when it looks healthy.")
@@ -212,11 +212,11 @@ def _check_train_flags(extra: list[str]) -> None:
 def _validated(action: str, extra: list[str]) -> Controller:
     """Checks every flag that has a value, and that the action has the values it needs."""
     needs = {"name", "zone"}
-    if action in ("create", "runtime", "launch", "recover", "up"):
+    if action in ("create", "runtime", "launch", "watch", "recover", "up"):   # watch may recover
         needs.add("accelerator_type")
-    if action in ("install", "recover", "up") and not FLAGS.package:
+    if action in ("install", "watch", "recover", "up") and not FLAGS.package:
         needs.add("git_url")
-    if action in ("launch", "recover", "up"):
+    if action in ("launch", "watch", "recover", "up"):
         needs.update(("plan", "data_dir", "model_dir"))
     kinds = {"name": "tpu_name", "zone": "zone", "project": "project", "accelerator_type": "accelerator_type",
              "runtime_version": "runtime_version", "git_url": "git_url", "git_ref": "git_ref", "plan": "plan",

@@ -221,3 +221,10 @@ def test_no_credentials_are_printed(tmp_path):
         for secret in ("/secret/sa-key-7f3a.json", "sa-key-7f3a", "ya29.SECRET-TOKEN-91b2"):
             assert secret not in result.stdout + result.stderr
     assert all("SECRET" not in arg for call in gcloud_calls(fake) for arg in call)
+
+
+def test_watch_needs_what_a_recovery_needs(tmp_path):
+    fake = install_fake_gcloud(tmp_path / "bin")
+    result = run_tpu(["watch", "--name=bert", "--zone=us-central2-b"], fake)
+    assert result.returncode == 2 and result.stderr == "tpu.py: --accelerator_type: required by `watch`\n"
+    assert gcloud_calls(fake) == []
