@@ -42,20 +42,19 @@ class Generation:
     """How gcloud names a TPU generation's slices and what runs on them."""
 
     base_image: str            # the TPU VM runtime version (Google's "TPU software versions" page)
-    counts: str                # what the number in the accelerator type counts: "cores" or "chips"
-    per_host: int              # that many per host in a multi-host slice
+    per_host: int              # the accelerator type's number (cores for v2-v5p, chips for v5e/v6e) a host
     single_host_max: int       # the largest single-host slice
     multi_host: bool = True    # whether TensorFlow 2.20's TPU runtime server can serve its hosts
     why_not: str = ""
 
 
 GENERATIONS = {
-    "v2": Generation("tpu-ubuntu2204-base", "cores", 8, 8),
-    "v3": Generation("tpu-ubuntu2204-base", "cores", 8, 8),
-    "v4": Generation("tpu-ubuntu2204-base", "cores", 8, 8),
-    "v5p": Generation("v2-alpha-tpuv5", "cores", 8, 8),
-    "v5litepod": Generation("v2-alpha-tpuv5-lite", "chips", 4, 8),
-    "v6e": Generation("v2-alpha-tpuv6e", "chips", 4, 8, multi_host=False, why_not=(
+    "v2": Generation("tpu-ubuntu2204-base", 8, 8),
+    "v3": Generation("tpu-ubuntu2204-base", 8, 8),
+    "v4": Generation("tpu-ubuntu2204-base", 8, 8),
+    "v5p": Generation("v2-alpha-tpuv5", 8, 8),
+    "v5litepod": Generation("v2-alpha-tpuv5-lite", 4, 8),
+    "v6e": Generation("v2-alpha-tpuv6e", 4, 8, multi_host=False, why_not=(
         "tensorflow-tpu 2.20's TPU runtime server (start_grpc_tpu_worker) has no host topology for v6e, "
         "and there is no TensorFlow pod image for v6e")),
 }
