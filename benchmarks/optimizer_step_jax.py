@@ -61,13 +61,13 @@ def _keras_row(factory, specs, params, grads, steps):
 
 
 def _with_max_stacked_size(size, run):
-    from lamb_tf import options
+    from lamb_tf import layerwise
 
-    default, options.MAX_STACKED_SIZE = options.MAX_STACKED_SIZE, size
+    default, layerwise.MAX_STACKED_SIZE = layerwise.MAX_STACKED_SIZE, size
     try:
         return run()
     finally:
-        options.MAX_STACKED_SIZE = default
+        layerwise.MAX_STACKED_SIZE = default
 
 
 def _optax_row(transform, params, grads, steps):

@@ -8,7 +8,7 @@ The flavour is resolved on first access, so importing `lamb_tf.keras3` never nee
 
 import importlib
 
-from lamb_tf.options import BERT_EXCLUSIONS
+from lamb_tf.hyperparameters import BERT_EXCLUSIONS
 
 __all__ = ["LAMB", "LARS", "BERT_EXCLUSIONS", "flavour"]
 __version__ = "0.1.0"

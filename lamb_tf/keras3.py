@@ -9,8 +9,7 @@ import keras
 from keras import ops
 
 from lamb_tf.algorithm import ArrayOps
-from lamb_tf.options import (LambOptions, LarsOptions, LayerwiseOptimizerMixin,
-                             check_learning_rate, split_arguments, stack_groups)
+from lamb_tf.layerwise import LambArguments, LarsArguments, LayerwiseOptimizer, stack_groups
 
 
 def _sums_of_squares(a, b, axes):
@@ -43,19 +42,15 @@ def _under_tf_distribute():
     return tf.distribute.has_strategy()
 
 
-class _LayerwiseOptimizer(LayerwiseOptimizerMixin, keras.optimizers.Optimizer):
+class _LayerwiseOptimizer(LayerwiseOptimizer, keras.optimizers.Optimizer):
     """Per-variable plans, float32 math, stacked small variables, diagnostics, and clipping
-    after the replica sum. The update rule comes from the options (`LambOptions.step`)."""
+    after the replica sum. The update rule is `_update_rule` (LAMB or LARS, `lamb_tf.layerwise`)."""
 
     _xp = KERAS_OPS
 
     def __init__(self, learning_rate, options, name, **kwargs):
-        check_learning_rate(learning_rate)
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
-        self._options = options
-        self._plans = None
-        self._stacks = ()
-        self._trust_ratio_stats = ()
+        self._init_layerwise(options)
 
     def _variable_path(self, variable):
         return variable.path
@@ -67,7 +62,7 @@ class _LayerwiseOptimizer(LayerwiseOptimizerMixin, keras.optimizers.Optimizer):
         self._plans = self._make_plans(variables)
         self._stacks = stack_groups(self._plans, variables)
         self._slots = [self.add_optimizer_variables(variables, name)
-                       for name in self._options.slot_names]
+                       for name in self._slot_names]
         if self._options.record_trust_ratios:
             self._trust_ratio_stats = [
                 self.add_variable((3,), dtype="float32",
@@ -112,7 +107,7 @@ class _LayerwiseOptimizer(LayerwiseOptimizerMixin, keras.optimizers.Optimizer):
 
 
 @keras.saving.register_keras_serializable(package="lamb_tf")
-class LAMB(_LayerwiseOptimizer):
+class LAMB(LambArguments, _LayerwiseOptimizer):
     """LAMB: layer-wise adaptive moments (You et al. 2020, Algorithm 2).
 
     Adam's direction plus weight decay, rescaled per variable by the trust ratio
@@ -143,17 +138,11 @@ class LAMB(_LayerwiseOptimizer):
     (automatic under a mixed_float16 policy) to skip steps with non-finite gradients.
     """
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-6,
-                 weight_decay=0.0, exclude_from_weight_decay=None,
-                 exclude_from_layer_adaptation=None, bias_correction=True, phi_min=None,
-                 phi_max=None, min_trust_ratio=None, max_trust_ratio=None, nvlamb=False,
-                 record_trust_ratios=False, name="lamb", **kwargs):
-        options, kwargs = split_arguments(LambOptions, locals())
-        super().__init__(learning_rate, options, name, **kwargs)
+    _default_name = "lamb"
 
 
 @keras.saving.register_keras_serializable(package="lamb_tf")
-class LARS(_LayerwiseOptimizer):
+class LARS(LarsArguments, _LayerwiseOptimizer):
     """LARS: layer-wise adaptive rate scaling with momentum (You et al. 2020, Algorithm 1).
 
     m ← β1·m + (1-β1)·(g + λx);  x ← x - η·φ(‖x‖)/‖m‖·m.
@@ -165,9 +154,4 @@ class LARS(_LayerwiseOptimizer):
         phi_max, min_trust_ratio, max_trust_ratio, record_trust_ratios, **kwargs: as in `LAMB`.
     """
 
-    def __init__(self, learning_rate=0.001, momentum=0.9, weight_decay=0.0,
-                 exclude_from_weight_decay=None, exclude_from_layer_adaptation=None,
-                 phi_min=None, phi_max=None, min_trust_ratio=None, max_trust_ratio=None,
-                 record_trust_ratios=False, name="lars", **kwargs):
-        options, kwargs = split_arguments(LarsOptions, locals())
-        super().__init__(learning_rate, options, name, **kwargs)
+    _default_name = "lars"

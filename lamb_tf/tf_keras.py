@@ -11,8 +11,7 @@ import tf_keras
 
 from lamb_tf import xla_sums
 from lamb_tf.algorithm import ArrayOps
-from lamb_tf.options import (LambOptions, LarsOptions, LayerwiseOptimizerMixin,
-                             check_learning_rate, split_arguments, stack_groups)
+from lamb_tf.layerwise import LambArguments, LarsArguments, LayerwiseOptimizer, stack_groups
 
 TF_OPS = ArrayOps(sqrt=tf.sqrt, sum=tf.reduce_sum, cast=tf.cast, stack=tf.stack,
                   reshape=tf.reshape, unstack=tf.unstack, where=tf.where, minimum=tf.minimum,
@@ -35,22 +34,18 @@ class _CallableLearningRate(_Schedule):
                                   "LearningRateSchedule to save this optimizer's config.")
 
 
-class _LayerwiseOptimizer(LayerwiseOptimizerMixin, tf_keras.optimizers.Optimizer):
+class _LayerwiseOptimizer(LayerwiseOptimizer, tf_keras.optimizers.Optimizer):
     """Per-variable plans, float32 math, stacked small variables (outside tf.distribute) and
-    diagnostics. The update rule comes from the options (`LambOptions.step`)."""
+    diagnostics. The update rule is `_update_rule` (LAMB or LARS, `lamb_tf.layerwise`)."""
 
     _xp = TF_OPS
 
     def __init__(self, learning_rate, options, name, **kwargs):
-        check_learning_rate(learning_rate)
         super().__init__(name=name, **kwargs)
         if callable(learning_rate) and not isinstance(learning_rate, _Schedule):
             learning_rate = _CallableLearningRate(learning_rate)
         self._learning_rate = self._build_learning_rate(learning_rate)
-        self._options = options
-        self._plans = None
-        self._stacks = ()
-        self._trust_ratio_stats = ()
+        self._init_layerwise(options)
 
     def _variable_path(self, variable):
         return re.sub(r":\d+$", "", variable.name)
@@ -63,7 +58,7 @@ class _LayerwiseOptimizer(LayerwiseOptimizerMixin, tf_keras.optimizers.Optimizer
         self._plans = self._make_plans(var_list)
         self._stacks = stack_groups(self._plans, var_list)
         self._slots = [[self.add_variable_from_reference(model_variable=var, variable_name=name)
-                        for var in var_list] for name in self._options.slot_names]
+                        for var in var_list] for name in self._slot_names]
         if self._options.record_trust_ratios:
             self._trust_ratio_stats = [
                 self.add_variable((3,), dtype=tf.float32,
@@ -122,7 +117,7 @@ class _LayerwiseOptimizer(LayerwiseOptimizerMixin, tf_keras.optimizers.Optimizer
 
 
 @tf_keras.saving.register_keras_serializable(package="lamb_tf")
-class LAMB(_LayerwiseOptimizer):
+class LAMB(LambArguments, _LayerwiseOptimizer):
     """LAMB (You et al. 2020, Algorithm 2) for tf_keras; arguments as `lamb_tf.keras3.LAMB`.
 
     Exclusion patterns are searched in the variable's name without its `:0` suffix, e.g.
@@ -130,22 +125,11 @@ class LAMB(_LayerwiseOptimizer):
     per-variable update with XLA on GPU, as in every tf_keras optimizer.
     """
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-6,
-                 weight_decay=0.0, exclude_from_weight_decay=None,
-                 exclude_from_layer_adaptation=None, bias_correction=True, phi_min=None,
-                 phi_max=None, min_trust_ratio=None, max_trust_ratio=None, nvlamb=False,
-                 record_trust_ratios=False, name="LAMB", **kwargs):
-        options, kwargs = split_arguments(LambOptions, locals())
-        super().__init__(learning_rate, options, name, **kwargs)
+    _default_name = "LAMB"
 
 
 @tf_keras.saving.register_keras_serializable(package="lamb_tf")
-class LARS(_LayerwiseOptimizer):
+class LARS(LarsArguments, _LayerwiseOptimizer):
     """LARS (You et al. 2020, Algorithm 1) for tf_keras; arguments as `lamb_tf.keras3.LARS`."""
 
-    def __init__(self, learning_rate=0.001, momentum=0.9, weight_decay=0.0,
-                 exclude_from_weight_decay=None, exclude_from_layer_adaptation=None,
-                 phi_min=None, phi_max=None, min_trust_ratio=None, max_trust_ratio=None,
-                 record_trust_ratios=False, name="LARS", **kwargs):
-        options, kwargs = split_arguments(LarsOptions, locals())
-        super().__init__(learning_rate, options, name, **kwargs)
+    _default_name = "LARS"
