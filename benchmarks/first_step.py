@@ -1,4 +1,4 @@
-"""Time to first step of optimizer rows, each in a fresh process, repeated: the ratio of issue 3.
+"""Time to first step of optimizer rows, each in a fresh process, repeated (target: LAMB ≤ 1.3× Adam).
 
 `optimizer_step.py` times every row's first step once, in one process, where the rows after the
 first reuse what that one warmed up and one sample moves by ±30%. Here each row runs in a process

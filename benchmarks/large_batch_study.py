@@ -1,4 +1,4 @@
-"""The paper's claim at small scale: LAMB vs AdamW vs LARS as the batch grows (issue 8).
+"""The paper's claim at small scale: LAMB vs AdamW vs LARS as the batch grows.
 
     python benchmarks/large_batch_study.py      # the full study: 46 min on 2 shared cores (34 CPU-min)
     python benchmarks/large_batch_study.py --quick --output_dir=/tmp/study   # CI smoke test
@@ -74,7 +74,7 @@ COLUMNS = ("optimizer", "stage", "selected", "batch_size", "batch_multiple", "ba
 
 @dataclasses.dataclass(frozen=True)
 class Data:
-    train: object        # input_pipeline.DataSpec
+    train: object        # datasets.DataSpec
     heldout: object
     train_records: int
     heldout_records: int
@@ -87,7 +87,7 @@ def fail(flag: str, problem: str) -> None:
 
 def check_flags(multiples: list) -> None:
     """One line per bad flag, before any data is made."""
-    from bert_pretrain.trainer import OPTIMIZERS
+    from bert_pretrain.config import OPTIMIZERS
     for name in FLAGS.optimizers:
         if name not in OPTIMIZERS:
             fail("optimizers", f"{name!r} is not one of {', '.join(OPTIMIZERS)}")
@@ -120,9 +120,9 @@ def make_data(work_dir: str, largest_batch: int, documents: int | None) -> Data:
     multiple of the largest batch: evaluation batches by the training batch and drops the
     remainder, so otherwise each batch size would be scored on a different subset."""
     import tensorflow as tf
-    from bert_pretrain import input_pipeline
+    from bert_pretrain import datasets
     from bert_pretrain.data import builtin_corpus, metadata
-    from bert_pretrain.data.pipeline import VOCAB_FILENAME, Options, create_pretraining_data
+    from bert_pretrain.data.create import VOCAB_FILENAME, Options, create_pretraining_data
 
     corpus = builtin_corpus.load(CORPUS)[:documents]
     texts = {"train": [d for i, d in enumerate(corpus) if i % FLAGS.heldout_every],
@@ -144,7 +144,7 @@ def make_data(work_dir: str, largest_batch: int, documents: int | None) -> Data:
                 dupe_factor=dupe_factor, random_seed=FLAGS.seed, progress=False))
         vocab_file = vocab_file or os.path.join(directory, VOCAB_FILENAME)
     meta = {name: metadata.read(dirs[name]) for name in texts}
-    files = {name: input_pipeline.resolve_files(os.path.join(dirs[name], "*.tfrecord"), "work_dir")
+    files = {name: datasets.resolve_files(os.path.join(dirs[name], "*.tfrecord"), "work_dir")
              for name in texts}
     available = meta["heldout"]["counts"]["instances"]
     kept = available // largest_batch * largest_batch
@@ -157,7 +157,7 @@ def make_data(work_dir: str, largest_batch: int, documents: int | None) -> Data:
             for record in tf.data.TFRecordDataset(list(files["heldout"])).take(kept):
                 writer.write(record.numpy())
         os.replace(heldout_file + ".tmp", heldout_file)
-    spec = lambda f: input_pipeline.DataSpec(f, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq)  # noqa: E731
+    spec = lambda f: datasets.data_spec(f, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq)  # noqa: E731
     return Data(spec(files["train"]), spec((heldout_file,)), meta["train"]["counts"]["instances"],
                 kept, meta["train"]["vocab"]["size"])
 
@@ -168,7 +168,8 @@ def train_one(data: Data, work_dir: str, optimizer: str, base_lr: float, multipl
     import tf_keras
     from bert_pretrain import config as config_lib
     from bert_pretrain.plot import read_scalars
-    from bert_pretrain.trainer import NonFiniteError, Trainer, TrainConfig
+    from bert_pretrain.config import TrainConfig
+    from bert_pretrain.trainer import NonFiniteError, Trainer
     from lamb_tf.schedules import sqrt_scaled_learning_rate
 
     batch = multiple * FLAGS.base_batch_size

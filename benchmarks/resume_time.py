@@ -79,8 +79,8 @@ def make_checkpoints(data_dir: str, near_dir: str, far_dir: str) -> None:
             os.kill(os.getpid(), signal.SIGTERM)
 
     flags.FLAGS(["x", *train_flags(data_dir, near_dir, 10 ** 6)])
-    trainer, specs = cli.build_trainer()
-    trainer.train(specs["train_files"], log=stop_after_near)
+    trainer, job = cli.build_trainer()
+    trainer.train(job.train_data, log=stop_after_near)
     shutil.copytree(near_dir, far_dir)
     trainer.manager = tf.train.CheckpointManager(trainer.checkpoint, far_dir, 5)
     trainer.step.assign(FLAGS.far_step)

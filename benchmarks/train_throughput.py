@@ -1,5 +1,5 @@
 """Our trainer vs Model Garden's (`official.nlp.train`, experiment `bert/pretraining`) on the same
-model, data, batch, precision and LAMB settings (issue 9).
+model, data, batch, precision and LAMB settings.
 
     python benchmarks/train_throughput.py                      # makes data from the built-in corpus
     python benchmarks/train_throughput.py --train_files='data/seq128/*.tfrecord' --rounds=8
@@ -82,25 +82,26 @@ def serve(build) -> None:
 def build_ours():
     import tensorflow as tf
     from bert_pretrain import config as config_lib
-    from bert_pretrain import input_pipeline, metrics
+    from bert_pretrain import datasets, metrics
+    from bert_pretrain.config import TrainConfig
     from bert_pretrain import trainer as trainer_lib
 
-    spec = input_pipeline.DataSpec(input_pipeline.resolve_files(FLAGS.train_files, "train_files"),
+    spec = datasets.data_spec(datasets.resolve_files(FLAGS.train_files, "train_files"),
                                    FLAGS.max_seq_length, FLAGS.max_predictions_per_seq)
     model_config = config_lib.ModelConfig(FLAGS.model_vocab_size, FLAGS.num_layers, FLAGS.hidden_size,
                                           FLAGS.num_heads)
-    config = trainer_lib.TrainConfig(
+    config = TrainConfig(
         train_steps=total_steps(), global_batch_size=FLAGS.global_batch_size, learning_rate=FLAGS.learning_rate,
         warmup_steps=WARMUP, decay_power=DECAY_POWER, weight_decay=WEIGHT_DECAY, precision=FLAGS.precision,
         steps_per_loop=FLAGS.steps_per_round, checkpoint_every=0, xla="on" if FLAGS.worker == "ours_xla" else "auto")
     strategy = tf.distribute.get_strategy()
     trainer = trainer_lib.Trainer(model_config, config, strategy, tempfile.mkdtemp(prefix="ours-"))
     dataset = strategy.distribute_datasets_from_function(
-        input_pipeline.train_dataset_fn(spec, FLAGS.global_batch_size, config.seed))
+        datasets.train_dataset_fn(spec, FLAGS.global_batch_size, config.seed))
     iterator = iter(dataset)
 
     def run(steps):   # what Trainer.train does per host call, without the logging and checkpoints
-        totals = {k: float(v) for k, v in trainer._train_loop(iterator, tf.constant(steps)).items()}
+        totals = {k: float(v) for k, v in trainer.run_steps(iterator, tf.constant(steps)).items()}
         means = metrics.means(totals)
         return means["mlm_loss"] + means["nsp_loss"]
 
@@ -120,8 +121,8 @@ def build_ours():
             return (time.perf_counter() - started) / repeats
 
         out = {"step_s": per_step(lambda: run(1)),
-               "input_s": 1.0 / input_pipeline.count_batches_per_second(
-                   input_pipeline.train_dataset_fn(spec, FLAGS.global_batch_size, 0)(tf.distribute.InputContext()), 50),
+               "input_s": 1.0 / metrics.count_batches_per_second(
+                   datasets.train_dataset_fn(spec, FLAGS.global_batch_size, 0)(tf.distribute.InputContext()), 50),
                "forward_backward_s": per_step(lambda: gradients(batch)[0]),
                "optimizer_s": per_step(lambda: trainer._apply(grads) or tf.constant(0.0))}
         out["flops_per_step"] = FLAGS.global_batch_size * FLAGS.max_seq_length * metrics.flops_per_token(
@@ -238,7 +239,7 @@ class Worker:
 
 
 def make_data(directory: str) -> str:
-    from bert_pretrain.data.pipeline import Options, create_pretraining_data
+    from bert_pretrain.data.create import Options, create_pretraining_data
     create_pretraining_data(Options(input="builtin:python-docs", output_dir=directory, vocab_size=FLAGS.vocab_size,
                                     max_seq_length=FLAGS.max_seq_length,
                                     max_predictions_per_seq=FLAGS.max_predictions_per_seq, dupe_factor=2))
@@ -258,10 +259,13 @@ def matmul_gflops(size=2048, repeats=10) -> float:
 
 
 def parent() -> None:
-    from bert_pretrain import input_pipeline
+    from bert_pretrain import datasets
+    from bert_pretrain.data.metadata import Metadata
+
     train_files = FLAGS.train_files or make_data(tempfile.mkdtemp(prefix="throughput-data-"))
-    files = input_pipeline.resolve_files(train_files, "train_files")
-    vocab_size = (input_pipeline.read_metadata(files) or {}).get("vocab", {}).get("size")
+    files = datasets.resolve_files(train_files, "train_files")
+    metadata = Metadata.of_files(files)
+    vocab_size = metadata.vocab_size if metadata else None
     if not vocab_size:   # --vocab_size is what a learned vocab asks for, not what it came out as
         raise app.UsageError(f"--train_files: no metadata.json beside {files[0]} to read the vocab size "
                              "from; make the data with bert-pretrain-data")

@@ -1,6 +1,9 @@
-"""`bert-pretrain run --plan=...` (bert_pretrain.run: a whole plan) and `bert-pretrain train
---train_files=... --model_dir=... --preset=mini ...` (one phase), absl flags.
+"""`bert-pretrain`: its flags and its two commands.
 
+    bert-pretrain run [--plan=demo ...]         a whole plan: data, every phase, a plot (`run`)
+    bert-pretrain train --train_files=... --model_dir=... [flags]    one phase (`job`)
+
+This module is the only one that reads these flags; below it everything takes plain arguments.
 Every usage problem (flags, data, model_dir) is found before the first step and printed as one line.
 """
 
@@ -8,12 +11,30 @@ import sys
 
 from absl import app, flags
 
-from bert_pretrain import run as run_lib   # defines the run command's flags before parsing
+from bert_pretrain import console
 
 FLAGS = flags.FLAGS
+
+# ----- bert-pretrain run -----
+flags.DEFINE_string("plan", "demo", "A built-in plan (demo, paper-32k, paper-64k-32k, bert-baseline) "
+                    "or a plan .toml file.")
+flags.DEFINE_string("data_dir", "", "Phase data: <data_dir>/<phase data>/ as the plan names it "
+                    "(default runs/<plan>/data).")
+flags.DEFINE_string("corpus", "", "Text to make missing phase data from (bert-pretrain-data --input "
+                    "syntax); the demo uses builtin:python-docstrings.")
+flags.DEFINE_string("eval_corpus", "", "Held-out text for the phases' eval_data; the demo uses "
+                    "builtin:python-topics.")
+flags.DEFINE_integer("data_vocab_size", 8000, "WordPiece vocab size when the data is made here.")
+flags.DEFINE_integer("micro_batch_size", 0, "Sequences per replica per accumulation step; 0: the "
+                     "whole per-replica batch (no accumulation).")
+flags.DEFINE_list("phase_batch_sizes", [], "Global batch per phase instead of the plan's; the "
+                  "learning rate scales by the square root, the steps keep the epochs.")
+
+# ----- bert-pretrain train: data and model -----
 flags.DEFINE_string("train_files", None, "Comma-separated globs of training TFRecords (local or gs://).")
 flags.DEFINE_string("eval_files", "", "Held-out TFRecords, evaluated every --eval_every steps and at the end.")
-flags.DEFINE_string("model_dir", None, "Checkpoints, TensorBoard logs and exports; a restart resumes here.")
+flags.DEFINE_string("model_dir", None, "Checkpoints, TensorBoard logs and exports; a restart resumes here "
+                    "(run: default runs/<plan>/model).")
 flags.DEFINE_enum("preset", "base", ["tiny", "mini", "small", "medium", "base", "large"], "Model size.")
 flags.DEFINE_integer("num_layers", None, "Override the preset's layer count.")
 flags.DEFINE_integer("hidden_size", None, "Override the preset's hidden size (intermediate is 4x).")
@@ -22,6 +43,7 @@ flags.DEFINE_integer("vocab_size", None, "Model vocab size; default: the data's 
 flags.DEFINE_float("dropout", 0.1, "Hidden and attention dropout.")
 flags.DEFINE_integer("max_seq_length", 128, "Sequence length the data was made with.")
 flags.DEFINE_integer("max_predictions_per_seq", 20, "Masked positions per sequence in the data.")
+# ----- schedule and optimizer -----
 flags.DEFINE_integer("train_steps", 1000, "Total optimizer steps (the decay ends here).")
 flags.DEFINE_integer("global_batch_size", 256, "Sequences per step, all replicas and accumulation steps.")
 flags.DEFINE_integer("accumulation_steps", 1, "Micro-batches per replica per step.")
@@ -32,6 +54,7 @@ flags.DEFINE_enum("optimizer", "lamb", ["lamb", "adamw", "lars"], "Update rule (
 flags.DEFINE_float("weight_decay", 0.01, "Weight decay (not on LayerNorm and biases).")
 flags.DEFINE_float("clip_norm", 0.0, "Global gradient clip norm; 0 = off.")
 flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"], "Compute dtype policy.")
+# ----- the loop -----
 flags.DEFINE_integer("steps_per_loop", 100, "Steps per host call.")
 flags.DEFINE_enum("xla", "auto", ["auto", "on", "off"], "Compile the step with XLA: auto = on GPU; on CPU "
                   "only the optimizer update (TPU steps are always XLA).")
@@ -41,44 +64,61 @@ flags.DEFINE_integer("eval_every", 0, "Evaluation interval (multiple of --steps_
 flags.DEFINE_integer("max_consecutive_skips", 20, "Stop after this many steps in a row with NaN/Inf gradients.")
 flags.DEFINE_integer("seed", 12345, "Initialisation, data order and dropout.")
 flags.DEFINE_float("peak_tflops", 0.0, "Peak TFLOP/s of one replica, for the MFU estimate.")
+flags.DEFINE_string("export_dir", "", "Write the encoder here at the end (Model Garden checkpoint + SavedModel).")
+# ----- devices -----
 flags.DEFINE_enum("strategy", "default", ["default", "one_device", "mirrored", "multi_worker"],
                   "tf.distribute strategy (ignored with --tpu).")
 flags.DEFINE_string("tpu", "", "TPU name, or 'local' on a TPU VM.")
 flags.DEFINE_string("tpu_zone", "", "TPU zone.")
 flags.DEFINE_string("tpu_project", "", "GCP project of the TPU.")
 flags.DEFINE_integer("cpu_devices", 0, "Split the CPU into this many logical devices (testing mirrored).")
-flags.DEFINE_string("export_dir", "", "Write the encoder here at the end (Model Garden checkpoint + SavedModel).")
+flags.DEFINE_bool("verbose", False, "Show TensorFlow's own log lines too.")
+
+DEVICE_FLAGS = ["strategy", "tpu", "tpu_zone", "tpu_project", "cpu_devices", "verbose"]
+# Settings of the training loop a run passes on to every phase when given explicitly.
+RUN_TRAINING_FLAGS = ["steps_per_loop", "precision", "seed", "checkpoint_every", "keep_checkpoints",
+                      "eval_every", "max_consecutive_skips", "weight_decay", "peak_tflops"]
+HELP_GROUPS = {
+    "run": [("plan and data", ["plan", "data_dir", "model_dir", "corpus", "eval_corpus",
+                               "data_vocab_size"]),
+            ("batch", ["micro_batch_size", "phase_batch_sizes"]),
+            ("training, over the plan's [engine] table", RUN_TRAINING_FLAGS),
+            ("devices", DEVICE_FLAGS)],
+    "train": [("data and model", ["train_files", "eval_files", "model_dir", "preset", "num_layers",
+                                  "hidden_size", "num_heads", "vocab_size", "dropout", "max_seq_length",
+                                  "max_predictions_per_seq"]),
+              ("schedule and optimizer", ["train_steps", "global_batch_size", "accumulation_steps",
+                                          "learning_rate", "warmup_steps", "decay_power", "optimizer",
+                                          "weight_decay", "clip_norm", "precision"]),
+              ("loop, checkpoints, output", ["steps_per_loop", "xla", "checkpoint_every",
+                                             "keep_checkpoints", "eval_every", "max_consecutive_skips",
+                                             "seed", "peak_tflops", "export_dir"]),
+              ("devices", DEVICE_FLAGS)],
+}
+USAGE = {
+    "run": "bert-pretrain run [flags]: a plan from text to a trained model (data, every phase, a plot).\n"
+           "With no flags: the demo plan on Python's own documentation, under runs/demo.",
+    "train": "bert-pretrain train --train_files=GLOB --model_dir=DIR [flags]: one phase on existing data.",
+}
+COMMANDS_USAGE = ("usage: bert-pretrain COMMAND [flags]\n\ncommands:\n"
+                  "  run     a whole plan: data, both phases, plot (bert-pretrain run --help)\n"
+                  "  train   one phase on existing TFRecords (bert-pretrain train --help)\n")
 
 
-def build_trainer():
-    """The strategy, data specs and Trainer from FLAGS, every check made: (trainer, {flag: DataSpec})."""
-    from bert_pretrain import config as config_lib
-    from bert_pretrain import input_pipeline
+def make_strategy():
+    """The tf.distribute strategy the device flags ask for; before any other TensorFlow op, since
+    multi-worker collectives must be configured at start-up."""
     from bert_pretrain import strategy as strategy_lib
-    from bert_pretrain import trainer as trainer_lib
-    from bert_pretrain.data.errors import DataError
 
-    for name in ("train_files", "model_dir"):
-        if not FLAGS[name].value:
-            raise DataError(name, "is required", f"pass --{name}=...")
     if FLAGS.cpu_devices:
         strategy_lib.split_cpu(FLAGS.cpu_devices)
-    # Before any other TensorFlow op: multi-worker collectives must be configured at start-up.
-    strategy = strategy_lib.make_strategy(FLAGS.strategy, FLAGS.tpu, FLAGS.tpu_zone, FLAGS.tpu_project)
-    specs = {}
-    for flag in ("train_files", "eval_files"):
-        if FLAGS[flag].value:
-            files = input_pipeline.resolve_files(FLAGS[flag].value, flag)
-            specs[flag] = input_pipeline.data_spec(files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq)
-    vocab_size = FLAGS.vocab_size or (input_pipeline.read_metadata(specs["train_files"].files) or {}).get(
-        "vocab", {}).get("size")
-    if not vocab_size:
-        raise DataError("vocab_size", "the data has no metadata.json to take it from", "pass --vocab_size")
-    for flag, spec in specs.items():
-        input_pipeline.check_data(spec, vocab_size, flag)
-    model_config = config_lib.from_preset(FLAGS.preset, vocab_size, FLAGS.dropout, num_layers=FLAGS.num_layers,
-                                          hidden_size=FLAGS.hidden_size, num_heads=FLAGS.num_heads)
-    train_config = trainer_lib.TrainConfig(
+    return strategy_lib.make_strategy(FLAGS.strategy, FLAGS.tpu, FLAGS.tpu_zone, FLAGS.tpu_project)
+
+
+def train_config_from_flags():
+    from bert_pretrain.config import TrainConfig
+
+    return TrainConfig(
         train_steps=FLAGS.train_steps, global_batch_size=FLAGS.global_batch_size,
         learning_rate=FLAGS.learning_rate, warmup_steps=FLAGS.warmup_steps, decay_power=FLAGS.decay_power,
         accumulation_steps=FLAGS.accumulation_steps, steps_per_loop=FLAGS.steps_per_loop,
@@ -86,37 +126,80 @@ def build_trainer():
         max_consecutive_skips=FLAGS.max_consecutive_skips, checkpoint_every=FLAGS.checkpoint_every,
         keep_checkpoints=FLAGS.keep_checkpoints, eval_every=FLAGS.eval_every, seed=FLAGS.seed,
         peak_tflops=FLAGS.peak_tflops, optimizer=FLAGS.optimizer, xla=FLAGS.xla)
-    return trainer_lib.Trainer(model_config, train_config, strategy, FLAGS.model_dir), specs
+
+
+def build_trainer():
+    """`bert-pretrain train`'s Trainer and data from FLAGS, every check made: (trainer, job)."""
+    from bert_pretrain import config as config_lib
+    from bert_pretrain import job as job_lib
+    from bert_pretrain.errors import UsageError
+
+    for name in ("train_files", "model_dir"):
+        if not FLAGS[name].value:
+            raise UsageError(name, "is required", f"pass --{name}=...")
+    strategy = make_strategy()
+    train_data = job_lib.data(FLAGS.train_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq,
+                              "train_files")
+    eval_data = (job_lib.data(FLAGS.eval_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq,
+                              "eval_files") if FLAGS.eval_files else None)
+    vocab_size = FLAGS.vocab_size or train_data.vocab_size
+    if not vocab_size:
+        raise UsageError("vocab_size", "the data has no metadata.json to take it from", "pass --vocab_size")
+    model_config = config_lib.from_preset(FLAGS.preset, vocab_size, FLAGS.dropout, num_layers=FLAGS.num_layers,
+                                          hidden_size=FLAGS.hidden_size, num_heads=FLAGS.num_heads)
+    job = job_lib.Job(model_config, train_config_from_flags(), FLAGS.model_dir, train_data, eval_data,
+                      data_flag="train_files", eval_flag="eval_files")
+    return job_lib.build_trainer(job, strategy), job
 
 
 def train() -> dict:
-    """Builds everything from FLAGS, checks it all, then trains."""
-    trainer, specs = build_trainer()
-    result = trainer.train(specs["train_files"], specs.get("eval_files"))
+    """`bert-pretrain train`: builds everything from FLAGS, checks it all, then trains."""
+    trainer, job = build_trainer()
+    result = trainer.train(job.train_data, job.eval_data)
     if FLAGS.export_dir and int(trainer.step.numpy()) >= FLAGS.train_steps:
         trainer.export(FLAGS.export_dir)
     return result
 
 
+def run() -> list:
+    """`bert-pretrain run`: a plan, from text to a trained model."""
+    from bert_pretrain import run as run_lib
+
+    training = {name: FLAGS[name].value for name in RUN_TRAINING_FLAGS if FLAGS[name].present}
+    return run_lib.run(run_lib.RunOptions(
+        plan=FLAGS.plan, data_dir=FLAGS.data_dir, model_dir=FLAGS.model_dir or "", corpus=FLAGS.corpus,
+        eval_corpus=FLAGS.eval_corpus, data_vocab_size=FLAGS.data_vocab_size,
+        micro_batch_size=FLAGS.micro_batch_size,
+        phase_batch_sizes=tuple(FLAGS.phase_batch_sizes), training=training), make_strategy)
+
+
+COMMANDS = {"train": train, "run": run}
+
+
 def _main(argv):
-    from bert_pretrain.data.errors import DataError
+    from bert_pretrain.errors import UsageError
     from bert_pretrain.trainer import NonFiniteError
 
-    commands = {"train": train, "run": run_lib.run}
-    if len(argv) != 2 or argv[1] not in commands:
-        raise app.UsageError("usage: bert-pretrain run [--plan=demo ...]  (a whole plan: data, "
-                             "both phases, plot)\n       bert-pretrain train --train_files=... "
-                             "--model_dir=... [flags]  (one phase)")
+    console.quiet_absl_logging(FLAGS.verbose)
+    if len(argv) != 2 or argv[1] not in COMMANDS:
+        raise app.UsageError(COMMANDS_USAGE)
     try:
-        commands[argv[1]]()
-    except (DataError, NonFiniteError) as error:
+        COMMANDS[argv[1]]()
+    except (UsageError, NonFiniteError) as error:
         print(f"bert-pretrain: {error}", file=sys.stderr)
         return 1
     return 0
 
 
-def main():
-    app.run(_main)
+def main(argv=None):
+    argv = list(sys.argv if argv is None else argv)
+    if console.wants_help(argv):
+        command = next((a for a in argv[1:] if a in COMMANDS), None)
+        print(console.help_text(USAGE[command], HELP_GROUPS[command]) if command else COMMANDS_USAGE,
+              end="")
+        return
+    console.quiet_tensorflow(argv)
+    app.run(_main, argv=argv)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ import dataclasses
 import re
 import shlex
 
+from bert_pretrain.errors import UsageError
+
 # Files on each worker, relative to the ssh login directory (the home directory).
 VENV = "lamb-tf-venv"
 DIST = "lamb-tf-dist"
@@ -84,28 +86,21 @@ _PATTERNS = {
 _SHELL_CHARACTERS = set(" \t\n\r;&|$`<>(){}[]*?!~#'\"\\^%")
 
 
-class FlagError(Exception):
-    """A bad command-line value, reported as one line that names the flag, before anything runs."""
-
-    def __init__(self, flag: str, problem: str):
-        super().__init__(f"{flag if flag.startswith('-') else '--' + flag}: {problem}")
-
-
 def check(flag: str, value: str, kind: str) -> str:
-    """Returns `value` if it fully matches the pattern for `kind`, else raises FlagError."""
+    """Returns `value` if it fully matches the pattern for `kind`, else raises UsageError."""
     pattern, rule = _PATTERNS[kind]
     if re.fullmatch(pattern, value):
         return value
     bad = "".join(sorted(_SHELL_CHARACTERS.intersection(value)))
     why = f"contains shell characters {bad!r}" if bad else "is not valid"
-    raise FlagError(flag, f"{value!r} {why}; {rule}. Nothing was run")
+    raise UsageError(flag, f"{value!r} {why}; {rule}. Nothing was run")
 
 
 def generation(accelerator_type: str) -> tuple[str, Generation, int]:
     """(generation name, its facts, number of hosts) of an accelerator type such as v4-128."""
     name, size = accelerator_type.rsplit("-", 1)
     if name not in GENERATIONS:
-        raise FlagError("accelerator_type", f"{accelerator_type!r}: unknown TPU generation {name!r}; this tool "
+        raise UsageError("accelerator_type", f"{accelerator_type!r}: unknown TPU generation {name!r}; this tool "
                         f"knows {', '.join(GENERATIONS)}. Nothing was run")
     facts = GENERATIONS[name]
     hosts = 1 if int(size) <= facts.single_host_max else -(-int(size) // facts.per_host)
@@ -136,11 +131,11 @@ class Slice:
         """Refuses, before anything is created, a slice that TensorFlow 2.20 cannot train on."""
         name, facts, hosts = generation(self.accelerator_type)
         if hosts > 1 and not facts.multi_host:
-            raise FlagError("accelerator_type", f"{self.accelerator_type!r} has {hosts} hosts, but {facts.why_not}; "
+            raise UsageError("accelerator_type", f"{self.accelerator_type!r} has {hosts} hosts, but {facts.why_not}; "
                             f"use a one-host {name} slice ({name}-{facts.single_host_max}) or a v4/v5p pod. "
                             "Nothing was run")
         if hosts > 1 and not self.project:
-            raise FlagError("project", f"is required for {self.accelerator_type} ({hosts} hosts): the training "
+            raise UsageError("project", f"is required for {self.accelerator_type} ({hosts} hosts): the training "
                             "process finds the slice's hosts through the Cloud TPU API, which needs the project; "
                             "pass --project or set it with `gcloud config set project`. Nothing was run")
 

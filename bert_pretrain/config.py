@@ -1,6 +1,9 @@
-"""Model sizes (DESIGN.md §2): named presets and custom sizes, validated once, up front."""
+"""What a training run is configured with: the model's size (named presets or custom sizes,
+docs/model.md) and the training settings, each checked once, up front."""
 
 import dataclasses
+
+from bert_pretrain.errors import UsageError
 
 # name -> (layers, hidden, heads); intermediate is always 4 x hidden.
 PRESETS = {
@@ -45,3 +48,51 @@ def from_preset(preset: str, vocab_size: int, dropout: float = 0.1, **overrides)
     chosen = {"num_layers": layers, "hidden_size": hidden, "num_heads": heads}
     chosen.update({k: v for k, v in overrides.items() if v is not None})
     return ModelConfig(vocab_size=vocab_size, dropout=dropout, **chosen)
+
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+OPTIMIZERS = ("lamb", "adamw", "lars")
+XLA_CHOICES = ("auto", "on", "off")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    train_steps: int
+    global_batch_size: int
+    learning_rate: float
+    warmup_steps: int
+    decay_power: float = 1.0
+    accumulation_steps: int = 1
+    steps_per_loop: int = 100
+    weight_decay: float = 0.01
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-6
+    clip_norm: float = 0.0           # global norm; 0 = no clipping
+    precision: str = "float32"
+    max_consecutive_skips: int = 20
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 5
+    eval_every: int = 0              # 0 = evaluate only at the end (if there are eval files)
+    seed: int = 12345
+    peak_tflops: float = 0.0         # per replica, for the MFU estimate; 0 = do not estimate
+    optimizer: str = "lamb"          # "adamw" and "lars" are for comparisons (benchmarks/large_batch_study.py)
+    xla: str = "auto"                # auto: XLA on GPU (and TPU, always); on CPU only the update
+
+    def check(self, replicas: int) -> None:
+        """Every problem as one line naming the flag, before any compute."""
+        def need(ok, flag, problem):
+            if not ok:
+                raise UsageError(flag, problem, "change the flag")
+        need(self.precision in PRECISIONS, "precision", f"{self.precision!r} is not one of {PRECISIONS}")
+        need(self.xla in XLA_CHOICES, "xla", f"{self.xla!r} is not one of {XLA_CHOICES}")
+        need(self.optimizer in OPTIMIZERS, "optimizer", f"{self.optimizer!r} is not one of {OPTIMIZERS}")
+        need(self.train_steps > 0 and self.steps_per_loop > 0, "train_steps", "steps must be positive")
+        need(self.global_batch_size % (replicas * self.accumulation_steps) == 0, "global_batch_size",
+             f"{self.global_batch_size} is not a multiple of {replicas} replicas x "
+             f"{self.accumulation_steps} accumulation steps")
+        for flag in ("checkpoint_every", "eval_every"):
+            every = getattr(self, flag)
+            need(every >= 0 and every % self.steps_per_loop == 0, flag,
+                 f"{every} is not a multiple of --steps_per_loop={self.steps_per_loop}")
+        need(0 <= self.warmup_steps < self.train_steps, "warmup_steps", "must be below --train_steps")

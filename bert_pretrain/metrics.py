@@ -1,6 +1,7 @@
 """What a pretraining run reports: means from summed statistics, throughput, MFU, TensorBoard, console."""
 
 import os
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -92,3 +93,14 @@ def progress_line(step: int, total: int, m: dict) -> str:
         eta = int(m["eta_seconds"])
         parts.append(f"{rate} | ETA {eta // 3600}:{eta // 60 % 60:02d}:{eta % 60:02d}")
     return " | ".join(parts)
+
+
+def count_batches_per_second(dataset: tf.data.Dataset, batches: int, warmup: int = 5) -> float:
+    """Input throughput alone, to compare with what the model consumes."""
+    iterator = iter(dataset)
+    for _ in range(warmup):
+        next(iterator)
+    started = time.perf_counter()
+    for _ in range(batches):
+        tf.nest.map_structure(np.asarray, next(iterator))
+    return batches / (time.perf_counter() - started)

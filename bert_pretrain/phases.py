@@ -12,10 +12,13 @@ import os
 
 import tensorflow as tf
 
+from bert_pretrain import atomic, plans
 from bert_pretrain import config as config_lib
-from bert_pretrain import input_pipeline, plans
-from bert_pretrain.data.errors import DataError
-from bert_pretrain.trainer import Trainer, TrainConfig
+from bert_pretrain import job as job_lib
+from bert_pretrain.config import TrainConfig
+from bert_pretrain.errors import UsageError
+from bert_pretrain.trainer import Trainer
+from lamb_tf.schedules import WarmupPolynomialDecay
 
 DONE = "DONE"
 
@@ -24,10 +27,9 @@ def phase_dir(model_dir: str, phase: plans.Phase) -> str:
     return os.path.join(model_dir, phase.name)
 
 
-def _data_spec(data_dir: str, subdir: str, phase: plans.Phase, flag: str):
-    files = input_pipeline.resolve_files(os.path.join(data_dir, subdir, "*.tfrecord"), flag)
-    return (input_pipeline.data_spec(files, phase.max_seq_length, phase.max_predictions_per_seq),
-            input_pipeline.read_metadata(files) or {})
+def _data(data_dir: str, subdir: str, phase: plans.Phase):
+    return job_lib.data(os.path.join(data_dir, subdir, "*.tfrecord"), phase.max_seq_length,
+                        phase.max_predictions_per_seq, "data_dir")
 
 
 def _model_config(plan: plans.Plan, vocab_size: int) -> config_lib.ModelConfig:
@@ -37,11 +39,9 @@ def _model_config(plan: plans.Plan, vocab_size: int) -> config_lib.ModelConfig:
 
 
 def _mark_done(directory: str, result: dict) -> None:
-    """Written under a temporary name and renamed: a DONE file is always whole."""
-    path = os.path.join(directory, DONE)
-    with tf.io.gfile.GFile(path + ".tmp", "w") as handle:
-        handle.write(json.dumps(result, indent=1, sort_keys=True, default=float) + "\n")
-    tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+    """Written atomically: a DONE file is always whole."""
+    atomic.write_text(os.path.join(directory, DONE),
+                      json.dumps(result, indent=1, sort_keys=True, default=float) + "\n")
 
 
 def _start_from(trainer: Trainer, checkpoint: str, carry_optimizer_state: bool) -> None:
@@ -54,8 +54,8 @@ def _start_from(trainer: Trainer, checkpoint: str, carry_optimizer_state: bool) 
 
 
 def run_plan(plan: plans.Plan, data_dir: str, model_dir: str, strategy, micro_batch_size: int,
-             engine: dict | None = None, log=print) -> list:
-    """Trains every phase not yet done; returns each phase's final metrics. `engine` holds
+             training: dict | None = None, log=print) -> list:
+    """Trains every phase not yet done; returns each phase's final metrics. `training` holds
     TrainConfig fields a phase does not set (steps_per_loop, precision, seed, ...), over the plan's
     [engine] table; micro_batch_size 0 means no accumulation. Returns early (preemption) when a
     phase stops before its last step."""
@@ -64,15 +64,15 @@ def run_plan(plan: plans.Plan, data_dir: str, model_dir: str, strategy, micro_ba
               for phase in plan.phases]
     for fit in fitted:   # print what was derived before anything starts
         log(fit.describe())
-    specs = [_data_spec(data_dir, p.data, p, "data_dir") for p in plan.phases]
-    vocab_sizes = {meta.get("vocab", {}).get("size") for _, meta in specs}
+    train_data = [_data(data_dir, p.data, p) for p in plan.phases]
+    vocab_sizes = {spec.vocab_size for spec in train_data}
     if len(vocab_sizes) != 1 or None in vocab_sizes:
-        raise DataError("data_dir", f"the phases' metadata.json give vocab sizes {vocab_sizes}",
+        raise UsageError("data_dir", f"the phases' metadata.json give vocab sizes {vocab_sizes}",
                         "make every phase's data with the same vocab (bert-pretrain-data "
                         "--vocab_file)")
     model_config = _model_config(plan, vocab_sizes.pop())
     results, previous = [], None
-    for fit, (train_spec, _) in zip(fitted, specs):
+    for fit, train_spec in zip(fitted, train_data):
         phase = fit.phase
         directory = phase_dir(model_dir, phase)
         done_path = os.path.join(directory, DONE)
@@ -82,15 +82,14 @@ def run_plan(plan: plans.Plan, data_dir: str, model_dir: str, strategy, micro_ba
                 results.append(json.load(handle))
             previous = tf.train.latest_checkpoint(directory)
             continue
-        eval_spec = (_data_spec(data_dir, phase.eval_data, phase, "data_dir")[0]
-                     if phase.eval_data else None)
-        input_pipeline.check_data(train_spec, model_config.vocab_size, "data_dir")
+        eval_spec = _data(data_dir, phase.eval_data, phase) if phase.eval_data else None
         train_config = TrainConfig(
             train_steps=phase.train_steps, global_batch_size=phase.global_batch_size,
             learning_rate=phase.learning_rate, warmup_steps=phase.warmup_steps,
             decay_power=phase.decay_power, clip_norm=phase.clip_norm,
-            accumulation_steps=fit.accumulation_steps, **{**(plan.engine or {}), **(engine or {})})
-        trainer = Trainer(model_config, train_config, strategy, directory)
+            accumulation_steps=fit.accumulation_steps, **{**(plan.engine or {}), **(training or {})})
+        trainer = job_lib.build_trainer(job_lib.Job(model_config, train_config, directory, train_spec,
+                                                    eval_spec, "data_dir", "data_dir"), strategy)
         if previous and not trainer.manager.latest_checkpoint:
             log(f"{phase.name}: starting from {previous}")
             _start_from(trainer, previous, plan.carry_optimizer_state)
@@ -105,8 +104,6 @@ def run_plan(plan: plans.Plan, data_dir: str, model_dir: str, strategy, micro_ba
 
 def learning_rate_curve(plan: plans.Plan) -> list:
     """(global step, learning rate) over all phases, from each phase's schedule: for plots."""
-    from lamb_tf.schedules import WarmupPolynomialDecay
-
     curve, offset = [], 0
     for phase in plan.phases:
         schedule = WarmupPolynomialDecay(phase.learning_rate, phase.warmup_steps,

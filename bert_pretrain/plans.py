@@ -7,12 +7,12 @@ global batch, steps, peak learning rate, warmup and decay. Built-in plans live i
 """
 
 import dataclasses
-import math
 import os
 import tomllib
 
-from bert_pretrain.config import MAX_POSITION, PRESETS
-from bert_pretrain.data.errors import DataError
+from bert_pretrain.config import MAX_POSITION, PRESETS, TrainConfig
+from bert_pretrain.errors import UsageError
+from lamb_tf.schedules import sqrt_scaled_learning_rate
 
 PLANS_DIR = os.path.join(os.path.dirname(__file__), "plans")
 
@@ -72,13 +72,13 @@ def load_plan(name_or_path: str) -> Plan:
     if not os.path.exists(path):
         path = os.path.join(PLANS_DIR, f"{name_or_path}.toml")
         if not os.path.exists(path):
-            raise DataError("plan", f"{name_or_path!r} is neither a file nor a built-in plan",
+            raise UsageError("plan", f"{name_or_path!r} is neither a file nor a built-in plan",
                             f"use one of {', '.join(available_plans())} or a .toml file")
     try:
         with open(path, "rb") as handle:
             raw = tomllib.load(handle)
     except (OSError, tomllib.TOMLDecodeError) as error:
-        raise DataError("plan", f"cannot read {path}: {error}", "fix the file's TOML syntax")
+        raise UsageError("plan", f"cannot read {path}: {error}", "fix the file's TOML syntax")
     return _parse(raw, path)
 
 
@@ -94,16 +94,16 @@ def _fields(cls, raw: dict, where: str, path: str) -> dict:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - set(fields))
     if unknown:
-        raise DataError("plan", f"{path}: {where} has unknown field(s) {', '.join(unknown)}",
+        raise UsageError("plan", f"{path}: {where} has unknown field(s) {', '.join(unknown)}",
                         f"use only {', '.join(fields)}")
     missing = [name for name, f in fields.items()
                if name not in raw and f.default is dataclasses.MISSING]
     if missing:
-        raise DataError("plan", f"{path}: {where} lacks {', '.join(missing)}", "add the field(s)")
+        raise UsageError("plan", f"{path}: {where} lacks {', '.join(missing)}", "add the field(s)")
     for name, value in raw.items():
         kind = fields[name].type
         if not isinstance(value, _TOML_TYPES[kind]) or (kind is not bool and isinstance(value, bool)):
-            raise DataError("plan", f"{path}: {where}: {name} = {value!r} is not a {kind.__name__}",
+            raise UsageError("plan", f"{path}: {where}: {name} = {value!r} is not a {kind.__name__}",
                             "fix its type")
     return {name: float(value) if fields[name].type is float else value
             for name, value in raw.items()}
@@ -112,21 +112,21 @@ def _fields(cls, raw: dict, where: str, path: str) -> dict:
 def _parse(raw: dict, path: str) -> Plan:
     raw = dict(_fields(Plan, raw, "the plan", path))
     if raw["model"] not in PRESETS:
-        raise DataError("plan", f"{path}: model {raw['model']!r} is not a preset",
+        raise UsageError("plan", f"{path}: model {raw['model']!r} is not a preset",
                         f"use one of {', '.join(PRESETS)}")
     phases = []
     for index, entry in enumerate(raw["phases"], 1):
         if not isinstance(entry, dict):
-            raise DataError("plan", f"{path}: phases entry {index} is not a table",
+            raise UsageError("plan", f"{path}: phases entry {index} is not a table",
                             "write each phase as a [[phases]] table")
         phase = Phase(**_fields(Phase, entry, f"phase {index}", path))
         _check_phase(phase, f"{path}: phase {index} ({phase.name})")
         phases.append(phase)
     if not phases:
-        raise DataError("plan", f"{path}: no phases", "add [[phases]] tables")
+        raise UsageError("plan", f"{path}: no phases", "add [[phases]] tables")
     names = [p.name for p in phases]
     if len(set(names)) != len(names):
-        raise DataError("plan", f"{path}: phase names repeat ({', '.join(names)})",
+        raise UsageError("plan", f"{path}: phase names repeat ({', '.join(names)})",
                         "give each phase its own name: it names its checkpoint directory")
     raw["phases"] = tuple(phases)
     _check_engine(raw.get("engine") or {}, path)
@@ -134,12 +134,10 @@ def _parse(raw: dict, path: str) -> Plan:
 
 
 def _check_engine(engine: dict, path: str) -> None:
-    from bert_pretrain.trainer import TrainConfig   # TensorFlow: only when a plan is loaded
-
     allowed = {f.name for f in dataclasses.fields(TrainConfig)} - _PHASE_SETTINGS
     unknown = sorted(set(engine) - allowed)
     if unknown:
-        raise DataError("plan", f"{path}: [engine] has unknown setting(s) {', '.join(unknown)}",
+        raise UsageError("plan", f"{path}: [engine] has unknown setting(s) {', '.join(unknown)}",
                         f"use only {', '.join(sorted(allowed))}")
 
 
@@ -159,7 +157,7 @@ def _check_phase(phase: Phase, where: str) -> None:
     ]
     for value, ok, rule in checks:
         if not ok:
-            raise DataError("plan", f"{where}: {value!r} breaks the rule: {rule}", "fix the value")
+            raise UsageError("plan", f"{where}: {value!r} breaks the rule: {rule}", "fix the value")
 
 
 def rescale(phase: Phase, global_batch_size: int) -> Phase:
@@ -170,7 +168,8 @@ def rescale(phase: Phase, global_batch_size: int) -> Phase:
     return dataclasses.replace(
         phase, global_batch_size=global_batch_size, train_steps=steps,
         warmup_steps=min(round(phase.warmup_steps / ratio), steps - 1),
-        learning_rate=phase.learning_rate * math.sqrt(ratio))
+        learning_rate=sqrt_scaled_learning_rate(phase.learning_rate, phase.global_batch_size,
+                                                global_batch_size))
 
 
 def fit(phase: Phase, replicas: int, micro_batch_size: int) -> FittedPhase:
@@ -179,7 +178,7 @@ def fit(phase: Phase, replicas: int, micro_batch_size: int) -> FittedPhase:
     if micro_batch_size < 1 or phase.global_batch_size % per_step:
         fitting = [m for m in range(1, min(phase.global_batch_size // replicas, 4096) + 1)
                    if phase.global_batch_size % (m * replicas) == 0]
-        raise DataError("micro_batch_size",
+        raise UsageError("micro_batch_size",
                         f"{micro_batch_size} per replica x {replicas} replicas does not divide "
                         f"{phase.name}'s global batch {phase.global_batch_size}",
                         f"use one of {', '.join(map(str, fitting[-6:]))} (the largest that fits "

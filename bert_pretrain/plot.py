@@ -5,6 +5,8 @@ import os
 
 import tensorflow as tf
 
+from bert_pretrain import atomic
+
 
 def read_scalars(directory: str) -> dict:
     """{tag: [(step, value), ...]} from the event files in `directory` (latest value per step)."""
@@ -46,8 +48,7 @@ def plot_run(phase_dirs: list, names: list, phase_steps: list, learning_rates: l
     loss_axis.legend(fontsize="small")
     rate_axis.set_xlabel("step (phases end to end; dashed: end of a phase)")
     figure.tight_layout()
-    temporary = path + ".tmp.png"
-    figure.savefig(temporary, dpi=100)
+    with atomic.replacing(path, ".tmp.png") as temporary:
+        figure.savefig(temporary, dpi=100)
     plt.close(figure)
-    os.replace(temporary, path)
     return path

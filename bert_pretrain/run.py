@@ -9,35 +9,31 @@ records from another built-in text, everything under runs/demo.
 import dataclasses
 import os
 
-from absl import flags
-
-flags.DEFINE_string("plan", "demo", "A built-in plan (demo, paper-32k, paper-64k-32k, "
-                    "bert-baseline) or a plan .toml file.")
-flags.DEFINE_string("data_dir", "", "Phase data: <data_dir>/<phase data>/ as the plan names it "
-                    "(default runs/<plan>/data).")
-flags.DEFINE_string("corpus", "", "Text to make missing phase data from (bert-pretrain-data "
-                    "--input syntax); the demo uses builtin:python-docstrings.")
-flags.DEFINE_string("eval_corpus", "", "Held-out text for the phases' eval_data; the demo uses "
-                    "builtin:python-topics.")
-flags.DEFINE_integer("data_vocab_size", 8000, "WordPiece vocab size when the data is made here.")
-flags.DEFINE_integer("micro_batch_size", 0, "Sequences per replica per accumulation step; 0: the "
-                     "whole per-replica batch (no accumulation).")
-flags.DEFINE_list("phase_batch_sizes", [], "Global batch per phase instead of the plan's; the "
-                  "learning rate scales by the square root, the steps keep the epochs.")
-FLAGS = flags.FLAGS
+from bert_pretrain import phases, plans, plot
+from bert_pretrain.data import metadata as metadata_lib
+from bert_pretrain.data.create import VOCAB_FILENAME, Options, create_pretraining_data
+from bert_pretrain.errors import UsageError
 
 DEMO_CORPUS, DEMO_EVAL_CORPUS = "builtin:python-docstrings", "builtin:python-topics"   # disjoint
-# Engine flags of `bert-pretrain train` that a run passes on when given explicitly.
-ENGINE_FLAGS = ("steps_per_loop", "precision", "seed", "checkpoint_every", "keep_checkpoints",
-                "eval_every", "max_consecutive_skips", "weight_decay", "peak_tflops")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """What `bert-pretrain run` is given (its flags); empty strings take the defaults below."""
+
+    plan: str = "demo"
+    data_dir: str = ""             # default runs/<plan>/data
+    model_dir: str = ""            # default runs/<plan>/model
+    corpus: str = ""               # the demo: DEMO_CORPUS
+    eval_corpus: str = ""          # the demo: DEMO_EVAL_CORPUS
+    data_vocab_size: int = 8000
+    micro_batch_size: int = 0      # 0: no accumulation
+    phase_batch_sizes: tuple = ()  # one global batch per phase instead of the plan's
+    training: dict = dataclasses.field(default_factory=dict)   # TrainConfig fields over the plan's
 
 
 def ensure_data(plan, data_dir: str, corpus: str, eval_corpus: str, vocab_size: int, log) -> None:
     """Makes every phase data set that is not complete yet, all with the first one's vocab."""
-    from bert_pretrain.data import metadata as metadata_lib
-    from bert_pretrain.data.errors import DataError
-    from bert_pretrain.data.pipeline import VOCAB_FILENAME, Options, create_pretraining_data
-
     vocab_file = None
     for phase in plan.phases:
         # Held-out text is masked once (dupe_factor 1): evaluation needs no repeats.
@@ -46,11 +42,12 @@ def ensure_data(plan, data_dir: str, corpus: str, eval_corpus: str, vocab_size: 
             if not subdir:
                 continue
             directory = os.path.join(data_dir, subdir)
-            if (metadata_lib.read(directory) or {}).get("complete"):
+            metadata = metadata_lib.Metadata.of_directory(directory)
+            if metadata and metadata.complete:
                 vocab_file = vocab_file or os.path.join(directory, VOCAB_FILENAME)
                 continue
             if not source:
-                raise DataError("corpus", f"{directory} holds no finished data",
+                raise UsageError("corpus", f"{directory} holds no finished data",
                                 "pass --corpus (and --eval_corpus) to make it, or --data_dir "
                                 "pointing at data made by bert-pretrain-data")
             log(f"making {directory} from {source} (length {phase.max_seq_length})")
@@ -61,41 +58,44 @@ def ensure_data(plan, data_dir: str, corpus: str, eval_corpus: str, vocab_size: 
             vocab_file = vocab_file or os.path.join(directory, VOCAB_FILENAME)
 
 
-def run() -> list:
-    from bert_pretrain import phases, plans, plot
-    from bert_pretrain import strategy as strategy_lib
-    from bert_pretrain.data.errors import DataError
-
-    plan = plans.load_plan(FLAGS.plan)
+def run(options: RunOptions, make_strategy, log=print) -> list:
+    """Loads and fits the plan, makes the strategy (`make_strategy()`: after the plan's checks,
+    before any other TensorFlow op), makes missing data, trains the phases and plots them.
+    Returns each finished phase's final metrics."""
+    plan = plans.load_plan(options.plan)
     demo = plan.name == "demo"
-    data_dir = FLAGS.data_dir or os.path.join("runs", plan.name, "data")
-    model_dir = FLAGS.model_dir or os.path.join("runs", plan.name, "model")
-    if FLAGS.phase_batch_sizes:
-        sizes = [int(size) for size in FLAGS.phase_batch_sizes]
+    data_dir = options.data_dir or os.path.join("runs", plan.name, "data")
+    model_dir = options.model_dir or os.path.join("runs", plan.name, "model")
+    if options.phase_batch_sizes:
+        sizes = [_batch_size(size) for size in options.phase_batch_sizes]
         if len(sizes) != len(plan.phases):
-            raise DataError("phase_batch_sizes", f"{len(sizes)} sizes for {len(plan.phases)} "
+            raise UsageError("phase_batch_sizes", f"{len(sizes)} sizes for {len(plan.phases)} "
                             "phases", "give one global batch size per phase")
         plan = dataclasses.replace(plan, phases=tuple(
             plans.rescale(phase, size) for phase, size in zip(plan.phases, sizes)))
-    if FLAGS.cpu_devices:
-        strategy_lib.split_cpu(FLAGS.cpu_devices)
-    # Before any other TensorFlow op: multi-worker collectives must be configured at start-up.
-    strategy = strategy_lib.make_strategy(FLAGS.strategy, FLAGS.tpu, FLAGS.tpu_zone,
-                                          FLAGS.tpu_project)
-    ensure_data(plan, data_dir, FLAGS.corpus or (DEMO_CORPUS if demo else ""),
-                FLAGS.eval_corpus or (DEMO_EVAL_CORPUS if demo else ""), FLAGS.data_vocab_size,
-                print)
-    engine = {name: FLAGS[name].value for name in ENGINE_FLAGS if FLAGS[name].present}
-    results = phases.run_plan(plan, data_dir, model_dir, strategy, FLAGS.micro_batch_size, engine)
+    strategy = make_strategy()
+    ensure_data(plan, data_dir, options.corpus or (DEMO_CORPUS if demo else ""),
+                options.eval_corpus or (DEMO_EVAL_CORPUS if demo else ""), options.data_vocab_size,
+                log)
+    results = phases.run_plan(plan, data_dir, model_dir, strategy, options.micro_batch_size,
+                              options.training, log)
     if len(results) == len(plan.phases):
         picture = plot.plot_run([phases.phase_dir(model_dir, p) for p in plan.phases],
                                 [p.name for p in plan.phases],
                                 [p.train_steps for p in plan.phases],
                                 phases.learning_rate_curve(plan),
                                 os.path.join(model_dir, f"{plan.name}.png"))
-        print(f"plot: {picture}; TensorBoard: tensorboard --logdir {model_dir}")
+        log(f"plot: {picture}; TensorBoard: tensorboard --logdir {model_dir}")
         for phase, result in zip(plan.phases, results):
             if "eval_mlm_accuracy" in result:
-                print(f"{phase.name} held-out: MLM accuracy {result['eval_mlm_accuracy']:.3f}, "
+                log(f"{phase.name} held-out: MLM accuracy {result['eval_mlm_accuracy']:.3f}, "
                       f"NSP accuracy {result['eval_nsp_accuracy']:.3f}")
     return results
+
+
+def _batch_size(text) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError("phase_batch_sizes", f"{text!r} is not a whole number",
+                         "give one global batch size per phase, e.g. 1024,512") from None

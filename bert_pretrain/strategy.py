@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from bert_pretrain.data.errors import DataError
+from bert_pretrain.errors import UsageError
 
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker")
 # How long a named TPU may take to become HEALTHY (a slice that was just created or recreated).
@@ -42,12 +42,12 @@ def tpu_strategy(tpu: str, zone: str = "", project: str = "") -> tf.distribute.T
         if tpu != "local":
             tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
-    except DataError:
+    except UsageError:
         raise
     except Exception as error:  # pylint: disable=broad-except  (resolver, auth, runtime: each one line)
         where = "no TPU is attached to this machine" if tpu == "local" else f"TPU {tpu!r} could not be reached"
         detail = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
-        raise DataError("tpu", f"{where} ({type(error).__name__}: {detail})",
+        raise UsageError("tpu", f"{where} ({type(error).__name__}: {detail})",
                         "use --tpu=local on a one-host TPU VM, or the TPU's name (with --tpu_zone and "
                         "--tpu_project) on worker 0 of a slice whose workers run the TPU runtime") from None
     return tf.distribute.TPUStrategy(resolver)
@@ -60,15 +60,15 @@ def _wait_until_healthy(tpu: str, zone: str, project: str) -> None:
     which exists only on Google Cloud VMs."""
     for flag, value in (("tpu_zone", zone), ("tpu_project", project)):
         if not value:
-            raise DataError(flag, f"is required with --tpu={tpu}", f"pass --{flag}=... (scripts/tpu.py passes it)")
+            raise UsageError(flag, f"is required with --tpu={tpu}", f"pass --{flag}=... (scripts/tpu.py passes it)")
     try:
         import cloud_tpu_client  # pylint: disable=import-outside-toplevel
     except ImportError:
-        raise DataError("tpu", f"a TPU name ({tpu}) needs cloud-tpu-client", "pip install 'lamb-tf[tpu]'") from None
+        raise UsageError("tpu", f"a TPU name ({tpu}) needs cloud-tpu-client", "pip install 'lamb-tf[tpu]'") from None
     client = cloud_tpu_client.Client(tpu=tpu, zone=zone, project=project)
     state = client.state()
     if not client.recoverable():
-        raise DataError("tpu", f"TPU {tpu!r} is {state}", "recreate it (python scripts/tpu.py recover ...); "
+        raise UsageError("tpu", f"TPU {tpu!r} is {state}", "recreate it (python scripts/tpu.py recover ...); "
                         "training resumes from the last checkpoint")
     client.wait_for_healthy(timeout_s=HEALTH_TIMEOUT_S, interval=HEALTH_INTERVAL_S)
 

@@ -1,14 +1,13 @@
 """The pretraining loop: gradient accumulation, LAMB, skipped non-finite steps, exact resume.
 
-One host call runs up to `steps_per_loop` steps. Each step: every replica computes the gradient of
-its micro-batches (a while loop over accumulation steps; one XLA cluster on GPU, a TensorFlow graph
-on CPU, where oneDNN's kernels match XLA:CPU's and start much sooner; all XLA on TPU),
-gradients are summed across replicas, and the update is applied only if they are all finite. The
-loss is divided by global totals, so the summed gradient is that of one big batch of the global
-batch size.
+One host call (`run_steps`) runs up to `steps_per_loop` steps inside one tf.function. A step reads
+top to bottom in `run_steps`: each replica sums the gradients of its micro-batches, the sums are
+all-reduced across replicas, the result is checked for NaN/Inf, applied only if finite, and the
+counters advance. The loss is divided by global totals, so the summed gradient is that of one
+batch of the global batch size. `train` is the host side: resume, the loop, logs, evaluation,
+checkpoints and preemption.
 """
 
-import dataclasses
 import json
 import os
 import signal
@@ -17,61 +16,16 @@ import time
 import tensorflow as tf
 import tf_keras
 
-from bert_pretrain import input_pipeline, metrics
+from bert_pretrain import datasets, metrics
 from bert_pretrain import model as model_lib
-from bert_pretrain.config import ModelConfig
-from bert_pretrain.data.errors import DataError
+from bert_pretrain.config import ModelConfig, TrainConfig
+from bert_pretrain.errors import UsageError
 from lamb_tf import BERT_EXCLUSIONS
 from lamb_tf.schedules import WarmupPolynomialDecay
 from lamb_tf.tf_keras import LAMB, LARS
 
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-OPTIMIZERS = ("lamb", "adamw", "lars")
-XLA_CHOICES = ("auto", "on", "off")
 CONFIG_FILE = "bert_config.json"
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    train_steps: int
-    global_batch_size: int
-    learning_rate: float
-    warmup_steps: int
-    decay_power: float = 1.0
-    accumulation_steps: int = 1
-    steps_per_loop: int = 100
-    weight_decay: float = 0.01
-    beta_1: float = 0.9
-    beta_2: float = 0.999
-    epsilon: float = 1e-6
-    clip_norm: float = 0.0           # global norm; 0 = no clipping
-    precision: str = "float32"
-    max_consecutive_skips: int = 20
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 5
-    eval_every: int = 0              # 0 = evaluate only at the end (if there are eval files)
-    seed: int = 12345
-    peak_tflops: float = 0.0         # per replica, for the MFU estimate; 0 = do not estimate
-    optimizer: str = "lamb"          # "adamw" and "lars" are for comparisons (benchmarks/large_batch_study.py)
-    xla: str = "auto"                # auto: XLA on GPU (and TPU, always); on CPU only the update
-
-    def check(self, replicas: int) -> None:
-        """Every problem as one line naming the flag, before any compute."""
-        def need(ok, flag, problem):
-            if not ok:
-                raise DataError(flag, problem, "change the flag")
-        need(self.precision in PRECISIONS, "precision", f"{self.precision!r} is not one of {PRECISIONS}")
-        need(self.xla in XLA_CHOICES, "xla", f"{self.xla!r} is not one of {XLA_CHOICES}")
-        need(self.optimizer in OPTIMIZERS, "optimizer", f"{self.optimizer!r} is not one of {OPTIMIZERS}")
-        need(self.train_steps > 0 and self.steps_per_loop > 0, "train_steps", "steps must be positive")
-        need(self.global_batch_size % (replicas * self.accumulation_steps) == 0, "global_batch_size",
-             f"{self.global_batch_size} is not a multiple of {replicas} replicas x "
-             f"{self.accumulation_steps} accumulation steps")
-        for flag in ("checkpoint_every", "eval_every"):
-            every = getattr(self, flag)
-            need(every >= 0 and every % self.steps_per_loop == 0, flag,
-                 f"{every} is not a multiple of --steps_per_loop={self.steps_per_loop}")
-        need(0 <= self.warmup_steps < self.train_steps, "warmup_steps", "must be below --train_steps")
+STAT_KEYS = model_lib.SUM_KEYS + ("grad_norm", "steps")
 
 
 def make_optimizer(config: TrainConfig, schedule):
@@ -92,6 +46,32 @@ def make_optimizer(config: TrainConfig, schedule):
 
 class NonFiniteError(RuntimeError):
     """Too many consecutive steps had NaN/Inf gradients."""
+
+
+class DynamicLossScale:
+    """float16's loss scale: halved on a step with non-finite gradients, doubled after
+    GROWTH_INTERVAL finite steps in a row; 1 and never changed under other precisions.
+
+    tf_keras' LossScaleOptimizer does the same inside `apply_gradients`, on the gradients it is
+    given, through a cross-replica merge call. Here the finite check must come after gradients
+    are accumulated over micro-batches and all-reduced, it also drives the skipped-step counters
+    of every precision, and on one replica the update is XLA-compiled, which a merge call cannot
+    be. So the scale is kept here, and only here.
+    """
+
+    GROWTH_INTERVAL = 2000
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.scale = tf.Variable(2.0 ** 15 if enabled else 1.0, trainable=False)
+        self.good_steps = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+    def update(self, finite) -> None:
+        if not self.enabled:
+            return
+        grow = finite & (self.good_steps + 1 >= self.GROWTH_INTERVAL)
+        self.scale.assign(self.scale * tf.where(finite, tf.where(grow, 2.0, 1.0), 0.5))
+        self.good_steps.assign(tf.where(finite & ~grow, self.good_steps + 1, 0))
 
 
 class Trainer:
@@ -117,90 +97,102 @@ class Trainer:
             self.optimizer = make_optimizer(config, schedule)
             self.optimizer.build(self.variables)
             counter = lambda: tf.Variable(0, dtype=tf.int64, trainable=False)  # noqa: E731
-            self.step, self.skipped, self.skipped_in_a_row, self.good_in_a_row = (counter() for _ in range(4))
-            self.loss_scale = tf.Variable(2.0 ** 15 if config.precision == "mixed_float16" else 1.0,
-                                          trainable=False)
+            self.step, self.skipped, self.skipped_in_a_row = counter(), counter(), counter()
+            self.loss_scale = DynamicLossScale(config.precision == "mixed_float16")
         self.checkpoint = tf.train.Checkpoint(
             model=self.model, optimizer=self.optimizer, step=self.step, skipped=self.skipped,
-            skipped_in_a_row=self.skipped_in_a_row, good_in_a_row=self.good_in_a_row, loss_scale=self.loss_scale)
+            skipped_in_a_row=self.skipped_in_a_row, good_in_a_row=self.loss_scale.good_steps,
+            loss_scale=self.loss_scale.scale)
         self.manager = tf.train.CheckpointManager(self.checkpoint, self.write_dir, config.keep_checkpoints)
         self._generators = [layer._random_generator._generator for layer in self.model.submodules
                             if getattr(getattr(layer, "_random_generator", None), "_generator", None)]
-        xla = _use_xla(config.xla)
-        if not xla and config.accumulation_steps > 1:
+        self._compile()
+
+    def _compile(self) -> None:
+        """Which parts of the step XLA compiles, decided here once. TPU compiles the whole step.
+
+        Forward and backward (`_accumulate`): one XLA cluster where there is a GPU, or with
+        --xla=on. On CPU, TensorFlow's graph with oneDNN ran a 4-layer BERT about as fast as
+        XLA:CPU and its first call took 30 s instead of 47 (benchmarks/train_throughput.py).
+        The update (`_apply`): XLA on one replica, on CPU too (fused, it costs a tenth of the
+        graph's per-variable ops), unless --xla=off. Across replicas it holds a cross-replica
+        merge, which XLA cannot compile.
+        """
+        xla = self.config.xla == "on" or (self.config.xla == "auto"
+                                          and bool(tf.config.list_logical_devices("GPU")))
+        if xla:
+            self._accumulate = tf.function(self._accumulate, jit_compile=True)
+        elif self.config.accumulation_steps > 1:
             # With the accumulation loop inside the step loop, grappler's arithmetic optimizer turns
             # an add tree into a temporary variable that the next host call finds still alive
             # (AlreadyExistsError; 4-layer hidden-256 model at length 128). Off only then: the
             # optimizer is worth ~25% of a step. Process-wide: there is no per-function switch.
             tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
-        if xla:   # one XLA cluster; without XLA the step is inlined in the loop's graph
-            self._accumulated_gradients = tf.function(self._accumulated_gradients, jit_compile=True)
-        if (config.xla != "off" and strategy.num_replicas_in_sync == 1
-                and not isinstance(strategy, tf.distribute.TPUStrategy)):
-            # One replica: the LAMB update compiles with XLA, on CPU too (fused, it costs a tenth of
-            # the graph's per-variable ops). Across replicas it holds a cross-replica merge, which
-            # XLA cannot compile; on TPU the whole step is XLA anyway.
+        if (self.config.xla != "off" and self.strategy.num_replicas_in_sync == 1
+                and not isinstance(self.strategy, tf.distribute.TPUStrategy)):
             self._apply = tf.function(self._apply, jit_compile=True)
 
-    # ----- device side -----
-
-    def _accumulated_gradients(self, batches: dict, weight_total, examples_total):
-        """Sum over accumulation steps of d(loss x scale)/dw, unscaled; plus the metric sums."""
-        variables = self.variables
-        grads = [tf.zeros_like(v) for v in variables]
-        sums = {k: tf.constant(0.0) for k in model_lib.SUM_KEYS}
-        steps = self.config.accumulation_steps
-        for i in range(1) if steps == 1 else tf.range(steps):   # no while loop around a single step
-            features = {k: v[i] for k, v in batches.items()}
-            with tf.GradientTape() as tape:
-                outputs = self.model(model_lib.model_inputs(features), training=True)
-                step_sums = model_lib.loss_sums(outputs, features)
-                loss = model_lib.total_loss(step_sums, weight_total, examples_total) * self.loss_scale
-            step_grads = tape.gradient(loss, variables)
-            grads = [g + tf.convert_to_tensor(s) for g, s in zip(grads, step_grads)]
-            sums = {k: sums[k] + step_sums[k] for k in sums}
-        return [g / self.loss_scale for g in grads], sums
-
-    def _replica_gradients(self, batch: dict):
-        context = tf.distribute.get_replica_context()
-        batches = {k: tf.reshape(v, [self.config.accumulation_steps, self.micro_batch] + v.shape[1:].as_list())
-                   for k, v in batch.items()}
-        weight_total = context.all_reduce("sum", tf.reduce_sum(batch["masked_lm_weights"]))
-        grads, sums = self._accumulated_gradients(batches, weight_total,
-                                                  tf.constant(float(self.config.global_batch_size)))
-        grads, sums = context.all_reduce("sum", (grads, sums))
-        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
-        return grads, finite, tf.linalg.global_norm(grads), sums
-
-    def _apply(self, grads):
-        self.optimizer.apply_gradients(zip(grads, self.variables), skip_gradients_aggregation=True)
-
-    def _update_counters(self, finite):
-        """Dynamic loss scaling (float16 only): halve on overflow, double after 2000 good steps."""
-        self.step.assign_add(1)
-        self.skipped.assign_add(tf.cast(tf.logical_not(finite), tf.int64))
-        self.skipped_in_a_row.assign(tf.where(finite, tf.constant(0, tf.int64), self.skipped_in_a_row + 1))
-        self.good_in_a_row.assign(tf.where(finite, self.good_in_a_row + 1, 0))
-        if self.config.precision == "mixed_float16":
-            grow = self.good_in_a_row >= 2000
-            self.loss_scale.assign(tf.where(finite, tf.where(grow, 2.0, 1.0), 0.5) * self.loss_scale)
-            self.good_in_a_row.assign(tf.where(grow, tf.constant(0, tf.int64), self.good_in_a_row))
+    # ----- the step (device side) -----
 
     @tf.function
-    def _train_loop(self, iterator, num_steps):
-        totals = {k: tf.constant(0.0) for k in model_lib.SUM_KEYS + ("grad_norm", "steps")}
+    def run_steps(self, iterator, num_steps):
+        """Up to `num_steps` steps in one host call; returns sums over the steps applied."""
+        first = lambda x: self.strategy.experimental_local_results(x)[0]  # noqa: E731
+        totals = {k: tf.constant(0.0) for k in STAT_KEYS}
         for _ in tf.range(num_steps):
-            grads, finite, grad_norm, sums = self.strategy.run(self._replica_gradients, args=(next(iterator),))
-            first = lambda x: self.strategy.experimental_local_results(x)[0]  # noqa: E731  (all equal)
+            # 1-2. Accumulate and all-reduce: every replica ends with the global batch's gradient.
+            grads, sums, grad_norm, finite = self.strategy.run(self._replica_gradients,
+                                                                args=(next(iterator),))
+            # 3. Finite check: the same on every replica after the all-reduce; one decides for all.
             finite = first(finite)
+            # 4. Apply only a finite gradient: a NaN/Inf step is skipped, not taken.
             tf.cond(finite, lambda: self.strategy.run(self._apply, args=(grads,)), lambda: None)
-            self._update_counters(finite)
+            # 5. Counters: step, skipped steps, the float16 loss scale.
+            self.step.assign_add(1)
+            self.skipped.assign_add(tf.cast(~finite, tf.int64))
+            self.skipped_in_a_row.assign(tf.where(finite, tf.constant(0, tf.int64), self.skipped_in_a_row + 1))
+            self.loss_scale.update(finite)
+            # Statistics of the steps applied, for the host's log line.
             kept = tf.cast(finite, tf.float32)
-            totals = {k: totals[k] + kept * first(sums[k]) for k in model_lib.SUM_KEYS} | {
-                "grad_norm": totals["grad_norm"] + kept * first(grad_norm), "steps": totals["steps"] + kept}
+            step_stats = {k: first(sums[k]) for k in model_lib.SUM_KEYS} | {
+                "grad_norm": first(grad_norm), "steps": tf.constant(1.0)}
+            totals = {k: totals[k] + kept * step_stats[k] for k in STAT_KEYS}
             if self.skipped_in_a_row >= self.config.max_consecutive_skips:
                 break
         return totals
+
+    def _replica_gradients(self, batch: dict):
+        """Replica context: the per-replica batch as micro-batches, their gradients summed here and
+        then across replicas; returns (gradients, metric sums, global norm, all finite)."""
+        context = tf.distribute.get_replica_context()
+        micro_batches = {k: tf.reshape(v, [self.config.accumulation_steps, self.micro_batch] + v.shape[1:].as_list())
+                         for k, v in batch.items()}
+        weight_total = context.all_reduce("sum", tf.reduce_sum(batch["masked_lm_weights"]))
+        grads, sums = self._accumulate(micro_batches, weight_total,
+                                       tf.constant(float(self.config.global_batch_size)))
+        grads, sums = context.all_reduce("sum", (grads, sums))
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+        return grads, sums, tf.linalg.global_norm(grads), finite
+
+    def _accumulate(self, micro_batches: dict, weight_total, examples_total):
+        """Σ over micro-batches of d(loss × loss scale)/dw, unscaled; plus the metric sums."""
+        grads = [tf.zeros_like(v) for v in self.variables]
+        sums = {k: tf.constant(0.0) for k in model_lib.SUM_KEYS}
+        steps = self.config.accumulation_steps
+        scale = self.loss_scale.scale
+        for i in range(1) if steps == 1 else tf.range(steps):   # no while loop around a single step
+            features = {k: v[i] for k, v in micro_batches.items()}
+            with tf.GradientTape() as tape:
+                outputs = self.model(model_lib.model_inputs(features), training=True)
+                step_sums = model_lib.loss_sums(outputs, features)
+                loss = model_lib.total_loss(step_sums, weight_total, examples_total) * scale
+            step_grads = tape.gradient(loss, self.variables)
+            grads = [g + tf.convert_to_tensor(s) for g, s in zip(grads, step_grads)]
+            sums = {k: sums[k] + step_sums[k] for k in sums}
+        return [g / scale for g in grads], sums
+
+    def _apply(self, grads):
+        self.optimizer.apply_gradients(zip(grads, self.variables), skip_gradients_aggregation=True)
 
     @tf.function
     def _eval_step(self, batch):
@@ -227,54 +219,43 @@ class Trainer:
     def save(self) -> str:
         return self.manager.save(checkpoint_number=int(self.step.numpy()))
 
-    def evaluate(self, spec: input_pipeline.DataSpec) -> dict:
+    def evaluate(self, spec: datasets.DataSpec) -> dict:
         dataset = self.strategy.distribute_datasets_from_function(
-            input_pipeline.eval_dataset_fn(spec, self.config.global_batch_size))
+            datasets.eval_dataset_fn(spec, self.config.global_batch_size))
         totals = None
         for batch in dataset:
             sums = self._eval_step(batch)
             totals = sums if totals is None else {k: totals[k] + sums[k] for k in totals}
         if totals is None:
-            raise DataError("eval_files", "hold fewer records than one global batch", "add files or lower the batch")
+            raise UsageError("eval_files", "hold fewer records than one global batch", "add files or lower the batch")
         return metrics.means({k: float(v) for k, v in totals.items()})
 
-    def train(self, train: input_pipeline.DataSpec, eval_spec: input_pipeline.DataSpec | None = None,
+    def train(self, train: datasets.DataSpec, eval_spec: datasets.DataSpec | None = None,
               log=print) -> dict:
         """Runs to train_steps from wherever model_dir left off. SIGTERM saves and returns early."""
         config = self.config
-        start = self.restore()
-        if start:
-            log(f"resuming from step {start} ({self.manager.latest_checkpoint})")
-        dataset = self.strategy.distribute_datasets_from_function(input_pipeline.train_dataset_fn(
-            train, config.global_batch_size, config.seed, consumed_steps=start))
-        iterator = iter(dataset)
+        step = self.restore()
+        if step:
+            log(f"resuming from step {step} ({self.manager.latest_checkpoint})")
+        iterator = iter(self.strategy.distribute_datasets_from_function(datasets.train_dataset_fn(
+            train, config.global_batch_size, config.seed, consumed_steps=step)))
         writers = metrics.SummaryWriters(self.write_dir)
         meter = metrics.Throughput(config.train_steps, config.global_batch_size, train.max_seq_length,
                                    metrics.flops_per_token(self.model_config, train.max_seq_length,
                                                            train.max_predictions_per_seq),
                                    config.peak_tflops * self.strategy.num_replicas_in_sync)
+        result = {}
         with _PreemptionFlag() as preempted:
-            result = {}
-            step = start
             while step < config.train_steps and not preempted.raised:
                 self._reseed_dropout(step)
                 count = min(config.steps_per_loop, config.train_steps - step)
                 started = time.perf_counter()
-                totals = {k: float(v) for k, v in self._train_loop(iterator, tf.constant(count)).items()}
+                totals = {k: float(v) for k, v in self.run_steps(iterator, tf.constant(count)).items()}
                 step = int(self.step.numpy())
-                result = metrics.means(totals) | {"learning_rate": float(self.optimizer.learning_rate.numpy()),
-                                                  "skipped_steps": int(self.skipped.numpy()),
-                                                  "loss_scale": float(self.loss_scale.numpy())}
-                result |= meter.update(step, count, time.perf_counter() - started)
-                if hasattr(self.optimizer, "trust_ratios"):
-                    result |= metrics.trust_ratio_summary(self.optimizer.trust_ratios())
+                result = self._loop_result(totals) | meter.update(step, count, time.perf_counter() - started)
                 writers.write("train", step, result)
                 log(metrics.progress_line(step, config.train_steps, result))
-                if int(self.skipped_in_a_row.numpy()) >= config.max_consecutive_skips:
-                    raise NonFiniteError(
-                        f"stopped at step {step}: {config.max_consecutive_skips} consecutive steps had non-finite "
-                        f"gradients; the last good checkpoint is {self.manager.latest_checkpoint}; lower "
-                        "--learning_rate, set --clip_norm or check the data")
+                self._stop_if_diverged(step)
                 if eval_spec and config.eval_every and step % config.eval_every == 0 and step < config.train_steps:
                     writers.write("eval", step, self.evaluate(eval_spec))
                 if config.checkpoint_every and step % config.checkpoint_every == 0:
@@ -285,9 +266,26 @@ class Trainer:
         if self.manager.latest_checkpoint != os.path.join(self.write_dir, f"ckpt-{step}"):
             self.save()
         if eval_spec:
-            result |= {f"eval_{k}": v for k, v in self.evaluate(eval_spec).items()}
-            writers.write("eval", step, {k[5:]: v for k, v in result.items() if k.startswith("eval_")})
+            held_out = self.evaluate(eval_spec)
+            writers.write("eval", step, held_out)
+            result |= {f"eval_{k}": v for k, v in held_out.items()}
         return result
+
+    def _loop_result(self, totals: dict) -> dict:
+        """What one host call reports: means over its applied steps and the run's state."""
+        result = metrics.means(totals) | {"learning_rate": float(self.optimizer.learning_rate.numpy()),
+                                          "skipped_steps": int(self.skipped.numpy()),
+                                          "loss_scale": float(self.loss_scale.scale.numpy())}
+        if hasattr(self.optimizer, "trust_ratios"):
+            result |= metrics.trust_ratio_summary(self.optimizer.trust_ratios())
+        return result
+
+    def _stop_if_diverged(self, step: int) -> None:
+        if int(self.skipped_in_a_row.numpy()) >= self.config.max_consecutive_skips:
+            raise NonFiniteError(
+                f"stopped at step {step}: {self.config.max_consecutive_skips} consecutive steps had "
+                f"non-finite gradients; the last good checkpoint is {self.manager.latest_checkpoint}; "
+                "lower --learning_rate, set --clip_norm or check the data")
 
     def export(self, export_dir: str) -> None:
         """The encoder as a Model Garden checkpoint (`encoder=...`, what fine-tuning's init_checkpoint
@@ -306,6 +304,7 @@ class Trainer:
                             signatures={"serving_default": serve})
 
 
+
 class _PreemptionFlag:
     """SIGTERM (preemption notice) only sets a flag; the loop saves at the next host call."""
 
@@ -319,13 +318,6 @@ class _PreemptionFlag:
 
     def __exit__(self, *exc_info):
         signal.signal(signal.SIGTERM, self._previous)
-
-
-def _use_xla(setting: str) -> bool:
-    """Whether forward and backward compile with XLA. auto: where there is a GPU. On CPU, TensorFlow's
-    graph with oneDNN ran a 4-layer BERT's forward and backward about as fast as XLA:CPU and its
-    first call took 30 s instead of 47 (benchmarks/train_throughput.py)."""
-    return setting == "on" or (setting == "auto" and bool(tf.config.list_logical_devices("GPU")))
 
 
 def _trained_variables(model, strategy: tf.distribute.Strategy) -> list:
@@ -374,7 +366,7 @@ def _check_model_dir(model_dir: str, model_config: ModelConfig) -> None:
         changed = ", ".join(f"{k} {found.get(k)} -> {wanted[k]}" for k in architecture
                             if found.get(k) != wanted[k])
         if changed:
-            raise DataError("model_dir", f"{model_dir} holds a checkpoint of another model ({changed})",
+            raise UsageError("model_dir", f"{model_dir} holds a checkpoint of another model ({changed})",
                             "use a new --model_dir or the same model flags")
         return
     tf.io.gfile.makedirs(model_dir)

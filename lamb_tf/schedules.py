@@ -1,4 +1,5 @@
-"""The LAMB paper's learning-rate recipe (DESIGN.md §2): linear warmup, polynomial decay, sqrt scaling."""
+"""The LAMB paper's learning-rate recipe (docs/schedule.md): linear warmup, polynomial decay,
+sqrt scaling."""
 
 import math
 

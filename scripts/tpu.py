@@ -32,7 +32,8 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bert_pretrain import cloud_tpu  # noqa: E402  pylint: disable=wrong-import-position
-from bert_pretrain.cloud_tpu import FlagError, check  # noqa: E402  pylint: disable=wrong-import-position
+from bert_pretrain.cloud_tpu import check  # noqa: E402  pylint: disable=wrong-import-position
+from bert_pretrain.errors import UsageError  # noqa: E402  pylint: disable=wrong-import-position
 
 ACTIONS = ("create", "install", "runtime", "launch", "logs", "status", "watch", "recover", "delete", "up")
 # Training flags this tool sets itself, and absl's ways of reading flags from elsewhere.
@@ -205,7 +206,7 @@ def _check_train_flags(extra: list[str]) -> None:
         check("-- TRAIN_FLAGS", arg, "train_flag")
         name = arg[2:].split("=")[0]
         if name in RESERVED or (name.startswith("no") and name[2:] in RESERVED):
-            raise FlagError(f"--{name}", "cannot be passed after `--`: tpu.py sets the plan, the directories and "
+            raise UsageError(f"--{name}", "cannot be passed after `--`: tpu.py sets the plan, the directories and "
                             "the TPU itself (pass them as tpu.py flags), and reads no flag files. Nothing was run")
 
 
@@ -225,7 +226,7 @@ def _validated(action: str, extra: list[str]) -> Controller:
         if FLAGS[flag].value:
             check(flag, FLAGS[flag].value, kind)
         elif flag in needs:
-            raise FlagError(flag, f"required by `{action}`")
+            raise UsageError(flag, f"required by `{action}`")
     if FLAGS.package:
         check("package", FLAGS.package, "wheel" if FLAGS.package.startswith("gs://") else "requirement")
     _check_train_flags(extra)
@@ -249,7 +250,7 @@ def main(argv: list[str]) -> int:
     try:
         controller = _validated(argv[1], argv[2:])
         result = getattr(controller, argv[1])()
-    except FlagError as error:
+    except UsageError as error:
         print(f"tpu.py: {error}", file=sys.stderr)
         return 2
     except Failed as error:

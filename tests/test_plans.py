@@ -6,7 +6,7 @@ import math
 import pytest
 
 from bert_pretrain import plans
-from bert_pretrain.data.errors import DataError
+from bert_pretrain.errors import UsageError
 
 
 def test_builtin_plans_load_with_the_papers_numbers():
@@ -70,13 +70,13 @@ def test_plan_file_round_trip_and_defaults(tmp_path):
     (lambda t: t.replace("= 1e-3", "= [1"), "TOML"),
 ])
 def test_a_wrong_plan_is_one_clear_error(tmp_path, edit, message):
-    with pytest.raises(DataError, match=message) as error:
+    with pytest.raises(UsageError, match=message) as error:
         plans.load_plan(write(tmp_path, edit(PLAN)))
     assert str(error.value).startswith("--plan: ") and "\n" not in str(error.value)
 
 
 def test_unknown_plan_name_lists_the_builtin_ones():
-    with pytest.raises(DataError, match="paper-64k-32k"):
+    with pytest.raises(UsageError, match="paper-64k-32k"):
         plans.load_plan("paper-128k")
 
 
@@ -85,7 +85,7 @@ def test_fit_derives_accumulation_and_keeps_the_global_batch():
     fitted = plans.fit(phase, replicas=64, micro_batch_size=32)
     assert fitted.accumulation_steps == 32  # 32 x 64 x 32 = 65,536
     assert "65,536 = 32 per replica x 64 replicas x 32 accumulation steps" in fitted.describe()
-    with pytest.raises(DataError, match="--micro_batch_size: 48 per replica"):
+    with pytest.raises(UsageError, match="--micro_batch_size: 48 per replica"):
         plans.fit(phase, replicas=64, micro_batch_size=48)
 
 

@@ -1,7 +1,7 @@
 """The float64 pair reduction that both flavours use for the trust ratio inside XLA functions.
 
 The optimizers' results under XLA are checked against the float64 reference in
-test_lamb_fused.py and test_tf_keras_reference.py; here, the reduction itself, where it applies,
+test_norms_and_stacking.py and test_reference.py; here, the reduction itself, where it applies,
 and that the optimizers take it.
 """
 

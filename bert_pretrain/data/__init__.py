@@ -1,9 +1,17 @@
-"""BERT pretraining data: text → WordPiece vocab → masked sentence-pair TFRecords, and reading them back.
+"""Making BERT pretraining data: text → WordPiece vocab → masked sentence-pair TFRecords.
 
-Python API: `create_pretraining_data(Options(...))`; CLI: `bert-pretrain-data` (`cli`).
+Python API: `create_pretraining_data(Options(...))` (`create`); CLI: `bert-pretrain-data` (`cli`).
+The format is `tfrecords` (schema) and `metadata` (what a directory holds); training reads it
+through `bert_pretrain.datasets`. The API is imported on first use: the CLI sets TensorFlow's
+logging up before TensorFlow loads.
 """
 
-from bert_pretrain.data.errors import DataError
-from bert_pretrain.data.pipeline import Options, create_pretraining_data
+import importlib
 
-__all__ = ["DataError", "Options", "create_pretraining_data"]
+__all__ = ["Options", "create_pretraining_data"]
+
+
+def __getattr__(name):
+    if name in __all__:
+        return getattr(importlib.import_module("bert_pretrain.data.create"), name)
+    raise AttributeError(f"module 'bert_pretrain.data' has no attribute {name!r}")

@@ -10,8 +10,8 @@ import sys
 
 from absl import app, flags
 
-from bert_pretrain.data.errors import DataError
-from bert_pretrain.data.pipeline import Options, create_pretraining_data
+from bert_pretrain import console
+from bert_pretrain.data.options import Options
 
 _DEFAULTS = Options(input="", output_dir="")
 
@@ -43,21 +43,39 @@ flags.DEFINE_integer("workers", _DEFAULTS.workers, "Worker processes; 1 = in-pro
                      "core, or in-process for small jobs (input MB x dupe_factor < 300).")
 flags.DEFINE_bool("overwrite", _DEFAULTS.overwrite, "Replace data made with other settings.")
 flags.DEFINE_bool("progress", _DEFAULTS.progress, "Show a progress line on stderr.")
+flags.DEFINE_bool("verbose", False, "Show TensorFlow's own log lines too.")
 flags.mark_flags_as_required(["input", "output_dir"])
+
+HELP_GROUPS = [
+    ("input and output", ["input", "output_dir", "input_format", "overwrite", "progress"]),
+    ("vocab", ["vocab_file", "vocab_size", "vocab_sample_mb", "do_lower_case"]),
+    ("instances", ["max_seq_length", "max_predictions_per_seq", "masked_lm_prob", "short_seq_prob",
+                   "dupe_factor", "do_whole_word_mask", "random_seed", "feature_names"]),
+    ("shards and processes", ["num_shards", "block_bytes", "workers", "verbose"]),
+]
 
 
 def main(argv=None) -> None:
     """Console-script entry point."""
+    argv = list(sys.argv if argv is None else argv)
+    if console.wants_help(argv):
+        print(console.help_text(__doc__, HELP_GROUPS), end="")
+        return
+    console.quiet_tensorflow(argv)
     app.run(_run, argv=argv)
 
 
 def _run(argv) -> None:
+    from bert_pretrain.data.create import create_pretraining_data
+    from bert_pretrain.errors import UsageError
+
+    console.quiet_absl_logging(flags.FLAGS.verbose)
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     values = {f.name: flags.FLAGS[f.name].value for f in dataclasses.fields(Options)}
     try:
         create_pretraining_data(Options(**values))
-    except DataError as error:
+    except UsageError as error:
         print(f"bert-pretrain-data: error: {error}", file=sys.stderr)
         sys.exit(2)
 

@@ -17,7 +17,7 @@ from typing import Iterator
 import tensorflow as tf
 
 from bert_pretrain.data import builtin_corpus
-from bert_pretrain.data.errors import DataError
+from bert_pretrain.errors import UsageError
 from bert_pretrain.data.sentences import split_sentences
 
 FORMATS = ("bert", "paragraphs")
@@ -52,7 +52,7 @@ class FileSource:
 
     def __init__(self, patterns: list[str], text_format: str = "bert"):
         if text_format not in FORMATS:
-            raise DataError("input_format", f"unknown format {text_format!r}", f"use one of {FORMATS}")
+            raise UsageError("input_format", f"unknown format {text_format!r}", f"use one of {FORMATS}")
         self.text_format = text_format
         self.paths = resolve_paths(patterns)
         self.sizes = [tf.io.gfile.stat(p).length for p in self.paths]
@@ -91,7 +91,7 @@ class BuiltinSource:
 
     def __init__(self, name: str):
         if name not in builtin_corpus.NAMES:
-            raise DataError("input", f"unknown built-in corpus {name!r}",
+            raise UsageError("input", f"unknown built-in corpus {name!r}",
                             f"use one of {', '.join('builtin:' + n for n in builtin_corpus.NAMES)}")
         self.name = name
         self._documents = builtin_corpus.load(name)
@@ -112,7 +112,7 @@ def open_source(input_spec: str, text_format: str = "bert"):
         return BuiltinSource(input_spec[len("builtin:"):])
     patterns = [p.strip() for p in input_spec.split(",") if p.strip()]
     if not patterns:
-        raise DataError("input", "no input given",
+        raise UsageError("input", "no input given",
                         "pass text files or globs, comma-separated, or builtin:python-docs")
     return FileSource(patterns, text_format)
 
@@ -124,11 +124,11 @@ def resolve_paths(patterns: list[str]) -> list[str]:
         try:
             matches = sorted(tf.io.gfile.glob(pattern))
         except tf.errors.OpError as error:
-            raise DataError("input", f"cannot list {pattern!r} ({error.message})",
+            raise UsageError("input", f"cannot list {pattern!r} ({error.message})",
                             "check the path and your credentials") from None
         matches = [m for m in matches if not tf.io.gfile.isdir(m)]
         if not matches:
-            raise DataError("input", f"{pattern!r} matches no file",
+            raise UsageError("input", f"{pattern!r} matches no file",
                             "check the path or glob (quote it so the shell does not expand it)")
         paths.extend(matches)
     for path in paths:
@@ -136,7 +136,7 @@ def resolve_paths(patterns: list[str]) -> list[str]:
             with tf.io.gfile.GFile(path, "rb") as handle:
                 handle.read(1)
         except tf.errors.OpError as error:
-            raise DataError("input", f"cannot read {path!r} ({error.message})",
+            raise UsageError("input", f"cannot read {path!r} ({error.message})",
                             "fix the file's permissions or drop it from --input") from None
     return paths
 

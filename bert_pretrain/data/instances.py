@@ -1,4 +1,4 @@
-"""Masked-LM + next-sentence instances from tokenised documents (DESIGN.md §2).
+"""Masked-LM + next-sentence instances from tokenised documents (docs/data.md, Instance creation).
 
 Semantics follow google-research/bert's create_pretraining_data:
 

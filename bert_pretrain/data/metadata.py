@@ -1,15 +1,18 @@
-"""metadata.json: the settings data was made with, its vocab and its counts.
+"""metadata.json: the settings a data directory was made with, its vocab and its counts.
 
-The data tool uses it to refuse mixing data made with other settings into one directory and to resume;
-training uses `check_compatible` to refuse data that does not match its config.
+The data tool writes it (`read`/`write`, the raw dict) to refuse mixing data made with other
+settings into one directory and to resume. Everything else reads it through `Metadata`, whose
+named accessors are the only place that knows the file's layout (docs/data.md).
 """
 
+import dataclasses
 import json
 import os
 
 import tensorflow as tf
 
-from bert_pretrain.data.errors import DataError
+from bert_pretrain import atomic
+from bert_pretrain.errors import UsageError
 
 FILENAME = "metadata.json"
 
@@ -27,11 +30,8 @@ def read(output_dir: str) -> dict | None:
 
 
 def write(output_dir: str, metadata: dict) -> None:
-    """Writes atomically (temp name, then rename) so a crash never leaves half a file."""
-    path = path_in(output_dir)
-    with tf.io.gfile.GFile(path + ".tmp", "w") as handle:
-        handle.write(json.dumps(metadata, indent=1, sort_keys=True) + "\n")
-    tf.io.gfile.rename(path + ".tmp", path, overwrite=True)
+    """Written atomically: a crash never leaves half a file."""
+    atomic.write_text(path_in(output_dir), json.dumps(metadata, indent=1, sort_keys=True) + "\n")
 
 
 def settings_differences(old: dict, new: dict) -> list[str]:
@@ -53,6 +53,46 @@ def check_compatible(metadata: dict, **expected) -> None:
 def refuse_other_settings(output_dir: str, settings: dict, existing: dict | None) -> None:
     if existing is not None and existing.get("settings") != settings:
         changed = settings_differences(existing.get("settings", {}), settings)
-        raise DataError("overwrite", f"{output_dir} holds data made with other settings "
+        raise UsageError("overwrite", f"{output_dir} holds data made with other settings "
                         f"({', '.join(changed)} differ)",
                         "pass --overwrite to replace it, or choose another --output_dir")
+
+
+@dataclasses.dataclass(frozen=True)
+class Metadata:
+    """A data directory's metadata.json, read once, with named accessors."""
+
+    raw: dict
+
+    @classmethod
+    def of_directory(cls, directory: str) -> "Metadata | None":
+        raw = read(directory)
+        return None if raw is None else cls(raw)
+
+    @classmethod
+    def of_files(cls, files) -> "Metadata | None":
+        """The metadata of the directory holding the first of `files`, if the data tool wrote one."""
+        return cls.of_directory(os.path.dirname(files[0]))
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.raw.get("complete"))
+
+    @property
+    def vocab_size(self) -> int | None:
+        return self.raw.get("vocab", {}).get("size")
+
+    @property
+    def feature_names(self) -> str:
+        """"v1" (google-research names) or "v2" (Model Garden's)."""
+        return self.raw.get("settings", {}).get("feature_names", "v1")
+
+    def record_counts(self, files) -> tuple[int, ...] | None:
+        """Records in each of `files` (shards of this directory), or None if any is not listed."""
+        shards = self.raw.get("shards", {})
+        counts = [shards.get(os.path.basename(f), {}).get("instances") for f in files]
+        return None if None in counts else tuple(counts)
+
+    def check_compatible(self, **expected) -> None:
+        check_compatible(self.raw, **expected)
+

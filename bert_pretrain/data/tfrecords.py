@@ -1,4 +1,5 @@
-"""The TFRecord schema (DESIGN.md §2) and a fast tf.train.Example encoder for whole batches.
+"""The TFRecord format (docs/data.md): its schema, a fast encoder for whole batches, the shard
+writer, and `decode`, the one function that reads a record back.
 
 Building tf.train.Example protos one by one costs more than everything else per instance, so records
 are encoded here directly from the NumPy arrays: varints for all instances at once, then a few slices
@@ -6,10 +7,13 @@ joined per record. The bytes equal `tf.train.Example.SerializeToString(determini
 order, packed lists), which the tests check.
 """
 
+import contextlib
 import functools
 
 import numpy as np
 import tensorflow as tf
+
+from bert_pretrain import atomic
 
 # Feature name in our arrays → name written, per naming scheme.
 FEATURE_NAMES = {
@@ -32,6 +36,16 @@ def feature_spec(max_seq_length: int, max_predictions_per_seq: int,
                "next_sentence_labels": 1}
     return {FEATURE_NAMES[names][k]: tf.io.FixedLenFeature(
         [n], tf.float32 if k in FLOAT_FEATURES else tf.int64) for k, n in lengths.items()}
+
+
+def decode(serialized: tf.Tensor, max_seq_length: int, max_predictions_per_seq: int,
+           names: str = "v1") -> dict[str, tf.Tensor]:
+    """One serialised record of either naming scheme → v1-named tensors: int32 integers (what TPUs
+    and GPUs want), float32 weights."""
+    parsed = tf.io.parse_single_example(serialized,
+                                        feature_spec(max_seq_length, max_predictions_per_seq, names))
+    renamed = {v1: parsed[written] for v1, written in FEATURE_NAMES[names].items()}
+    return {k: tf.cast(v, tf.int32) if v.dtype == tf.int64 else v for k, v in renamed.items()}
 
 
 @functools.lru_cache(maxsize=65536)
@@ -134,8 +148,9 @@ class ShardWriter:
 
     def __init__(self, path: str):
         self.path = path
-        self._tmp = path + ".incomplete"
-        self._writer = tf.io.TFRecordWriter(self._tmp)
+        self._finish = contextlib.ExitStack()
+        self._writer = tf.io.TFRecordWriter(
+            self._finish.enter_context(atomic.replacing(path, ".incomplete")))
 
     def write(self, records: list[bytes]) -> None:
         for record in records:
@@ -143,4 +158,4 @@ class ShardWriter:
 
     def close(self) -> None:
         self._writer.close()
-        tf.io.gfile.rename(self._tmp, self.path, overwrite=True)
+        self._finish.close()   # renames the shard to its final name

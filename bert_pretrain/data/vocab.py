@@ -11,7 +11,8 @@ from typing import Callable, Iterable
 import numpy as np
 import tensorflow as tf
 
-from bert_pretrain.data.errors import DataError
+from bert_pretrain import atomic
+from bert_pretrain.errors import UsageError
 
 RESERVED_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
@@ -42,16 +43,16 @@ def load_vocab(path: str, flag: str = "vocab_file") -> Vocab:
         with tf.io.gfile.GFile(path, "rb") as handle:
             data = handle.read()
     except tf.errors.OpError as error:
-        raise DataError(flag, f"cannot read {path!r} ({error.message})",
+        raise UsageError(flag, f"cannot read {path!r} ({error.message})",
                         "give an existing vocab file, or omit the flag to learn one from the input") from None
     tokens = tuple(line.strip() for line in data.decode("utf-8", errors="replace").splitlines())
     missing = [t for t in RESERVED_TOKENS if t not in tokens]
     if missing:
-        raise DataError(flag, f"{path} lacks the reserved token(s) {' '.join(missing)}",
+        raise UsageError(flag, f"{path} lacks the reserved token(s) {' '.join(missing)}",
                         f"add them (one per line, {' '.join(RESERVED_TOKENS)} at the top) or omit the "
                         "flag to learn a vocab")
     if tokens[0] != "[PAD]":
-        raise DataError(flag, f"{path} has {tokens[0]!r} at id 0 but padding uses id 0",
+        raise UsageError(flag, f"{path} has {tokens[0]!r} at id 0 but padding uses id 0",
                         "put [PAD] on the first line")
     return Vocab(path, tokens, hashlib.sha256(data).hexdigest())
 
@@ -70,8 +71,5 @@ def learn_vocab(sentences: Callable[[], Iterable[str]], path: str, vocab_size: i
     tokens = builder.bert_vocab_from_dataset(
         dataset, vocab_size=vocab_size, reserved_tokens=list(RESERVED_TOKENS),
         bert_tokenizer_params={"lower_case": lower_case}, learn_params={})
-    tmp = path + ".tmp"
-    with tf.io.gfile.GFile(tmp, "w") as handle:
-        handle.write("".join(t + "\n" for t in tokens))
-    tf.io.gfile.rename(tmp, path, overwrite=True)
+    atomic.write_text(path, "".join(t + "\n" for t in tokens))
     return load_vocab(path)

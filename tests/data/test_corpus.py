@@ -3,7 +3,7 @@
 import pytest
 
 from bert_pretrain.data import builtin_corpus, corpus
-from bert_pretrain.data.errors import DataError
+from bert_pretrain.errors import UsageError
 from bert_pretrain.data.sentences import split_sentences
 
 
@@ -51,13 +51,13 @@ def test_sentence_splitter(text, expected):
 
 
 def test_input_errors_name_the_flag(tmp_path):
-    with pytest.raises(DataError, match=r"^--input: .*matches no file"):
+    with pytest.raises(UsageError, match=r"^--input: .*matches no file"):
         corpus.open_source(str(tmp_path / "missing*.txt"))
-    with pytest.raises(DataError, match=r"^--input: "):
+    with pytest.raises(UsageError, match=r"^--input: "):
         corpus.open_source(" , ")
-    with pytest.raises(DataError, match=r"^--input: unknown built-in corpus"):
+    with pytest.raises(UsageError, match=r"^--input: unknown built-in corpus"):
         corpus.open_source("builtin:nope")
-    with pytest.raises(DataError, match=r"^--input_format: "):
+    with pytest.raises(UsageError, match=r"^--input_format: "):
         corpus.open_source(str(tmp_path), "xml")
 
 

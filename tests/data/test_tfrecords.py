@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bert_pretrain.data import reader, tfrecords
+from bert_pretrain.data import tfrecords
 
 
 def random_features(n, seq=16, preds=4, seed=0):
@@ -55,7 +55,7 @@ def test_hand_written_google_research_record_reads_back(tmp_path):
     path = str(tmp_path / "hand.tfrecord")
     with tf.io.TFRecordWriter(path) as writer:
         writer.write(example.SerializeToString())
-    batch = next(iter(reader.load_dataset(path, 10, 3, batch_size=1)))
+    batch = next(iter(tf.data.TFRecordDataset(path).map(lambda r: tfrecords.decode(r, 10, 3)).batch(1)))
     assert set(batch) == set(values)
     for key, expected in values.items():
         assert batch[key].dtype == (tf.float32 if key == "masked_lm_weights" else tf.int32)
@@ -69,7 +69,7 @@ def test_reader_maps_v2_names_back(tmp_path):
     with tf.io.TFRecordWriter(path) as writer:
         for record in tfrecords.encode_examples(features, "v2"):
             writer.write(record)
-    batch = next(iter(reader.load_dataset(path, 8, 2, batch_size=3, feature_names="v2")))
+    batch = next(iter(tf.data.TFRecordDataset(path).map(lambda r: tfrecords.decode(r, 8, 2, "v2")).batch(3)))
     for key, expected in features.items():
         np.testing.assert_array_equal(batch[key].numpy(), expected)
 

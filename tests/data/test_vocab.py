@@ -5,7 +5,7 @@ import hashlib
 import pytest
 
 from bert_pretrain.data import vocab as vocab_lib
-from bert_pretrain.data.errors import DataError
+from bert_pretrain.errors import UsageError
 
 
 def test_load_checks_reserved_tokens(tmp_path, vocab_file):
@@ -15,12 +15,12 @@ def test_load_checks_reserved_tokens(tmp_path, vocab_file):
     assert vocab.continuation_mask()[vocab.id("##s")] and not vocab.continuation_mask()[vocab.id("cat")]
 
     (tmp_path / "no_mask.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\ncat\n")
-    with pytest.raises(DataError, match=r"^--vocab_file: .*lacks the reserved token\(s\) \[MASK\]; add"):
+    with pytest.raises(UsageError, match=r"^--vocab_file: .*lacks the reserved token\(s\) \[MASK\]; add"):
         vocab_lib.load_vocab(str(tmp_path / "no_mask.txt"))
     (tmp_path / "pad_late.txt").write_text("[UNK]\n[PAD]\n[CLS]\n[SEP]\n[MASK]\n")
-    with pytest.raises(DataError, match=r"^--vocab_file: .*id 0"):
+    with pytest.raises(UsageError, match=r"^--vocab_file: .*id 0"):
         vocab_lib.load_vocab(str(tmp_path / "pad_late.txt"))
-    with pytest.raises(DataError, match=r"^--vocab_file: cannot read"):
+    with pytest.raises(UsageError, match=r"^--vocab_file: cannot read"):
         vocab_lib.load_vocab(str(tmp_path / "absent.txt"))
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "engine"))
-import engine_helpers  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "training"))
+import training_helpers  # noqa: E402
 
 from bert_pretrain import phases, plans  # noqa: E402
 
@@ -49,8 +49,8 @@ ENGINE = {"steps_per_loop": 1, "checkpoint_every": 1, "seed": 7}
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
-    engine_helpers.write_shards(str(root / "seq16"), seq=16, pred=4, seed=1)
-    engine_helpers.write_shards(str(root / "seq32"), seq=32, pred=4, seed=2)
+    training_helpers.write_shards(str(root / "seq16"), seq=16, pred=4, seed=1)
+    training_helpers.write_shards(str(root / "seq32"), seq=32, pred=4, seed=2)
     return str(root)
 
 
@@ -62,7 +62,7 @@ def plan(tmp_path, carry=False, two_phases=True):
 
 def run(tmp_path, data_dir, model_dir, **kwargs):
     return phases.run_plan(plan(tmp_path, **kwargs), data_dir, str(model_dir),
-                           tf.distribute.get_strategy(), micro_batch_size=8, engine=ENGINE,
+                           tf.distribute.get_strategy(), micro_batch_size=8, training=ENGINE,
                            log=lambda line: None)
 
 
@@ -98,9 +98,9 @@ def test_phase_two_starts_from_phase_one(tmp_path, data_dir, carry):
     run(tmp_path, data_dir, model_dir, carry=carry, two_phases=False)
     two = plan(tmp_path, carry=carry)
     fitted = plans.fit(two.phases[1], 1, 8)
-    spec, meta = phases._data_spec(data_dir, "seq32", two.phases[1], "data_dir")
+    spec = phases._data(data_dir, "seq32", two.phases[1])
     trainer = phases.Trainer(
-        phases._model_config(two, meta["vocab"]["size"]),
+        phases._model_config(two, spec.vocab_size),
         phases.TrainConfig(train_steps=3, global_batch_size=8, learning_rate=5e-3, warmup_steps=1,
                            accumulation_steps=fitted.accumulation_steps, **ENGINE),
         tf.distribute.get_strategy(), str(tmp_path / "phase2"))

@@ -19,10 +19,14 @@ SCRIPT = """
 import os, signal, socket, sys
 import numpy as np
 import tensorflow as tf
-sys.path.insert(0, {engine!r})
-from engine_helpers import PRED, SEQ, VOCAB, write_shards
-from bert_pretrain import config as config_lib, input_pipeline
-from bert_pretrain.trainer import Trainer, TrainConfig
+sys.path.insert(0, {helpers!r})
+from training_helpers import PRED, SEQ, VOCAB, write_shards
+from bert_pretrain import config as config_lib, datasets
+from bert_pretrain.config import TrainConfig
+from bert_pretrain.trainer import Trainer
+
+# Exact equality below needs every kernel to reduce in a fixed order, also on a busy machine.
+tf.config.experimental.enable_op_determinism()
 
 def free_port():
     with socket.socket() as s:
@@ -33,7 +37,7 @@ out = sys.argv[1]
 cluster = tf.train.ClusterSpec({{"worker": [f"localhost:{{free_port()}}" for _ in range(2)]}})
 servers = [tf.distribute.Server(cluster, job_name="worker", task_index=i) for i in range(2)]
 files = tuple(write_shards(out + "/data", files=2, records=48))
-spec = input_pipeline.data_spec(files, SEQ, PRED)
+spec = datasets.data_spec(files, SEQ, PRED)
 model_config = config_lib.from_preset("tiny", VOCAB, 0.1, hidden_size=32)
 
 def trainer(strategy, model_dir, steps):
@@ -71,7 +75,7 @@ def checkpoint_values(model_dir):
 
 
 def test_train_checkpoint_resume_and_eval_on_remote_devices(tmp_path):
-    script = SCRIPT.format(engine=str(REPO / "tests" / "engine"))
+    script = SCRIPT.format(helpers=str(REPO / "tests" / "training"))
     run = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
                          timeout=600, check=False)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]

@@ -7,7 +7,8 @@ import sys
 import pytest
 
 from bert_pretrain import cloud_tpu
-from bert_pretrain.cloud_tpu import FlagError, Slice, check
+from bert_pretrain.cloud_tpu import Slice, check
+from bert_pretrain.errors import UsageError
 
 ZONE = "us-central2-b"
 
@@ -71,7 +72,7 @@ def test_tpu_flags_one_host_local_several_hosts_the_name():
     ("v4-32", "", "^--project: is required for v4-32 \\(4 hosts\\)"),
 ])
 def test_slices_tensorflow_cannot_train_on_are_refused(accelerator_type, project, message):
-    with pytest.raises(FlagError, match=message):
+    with pytest.raises(UsageError, match=message):
         Slice("t", ZONE, project, accelerator_type).check_supported()
 
 
@@ -155,7 +156,7 @@ def test_valid_values(kind, value):
     ("git_url", "http://github.com/o/r"), ("train_flag", "-x"), ("plan", "-rf"),
 ])
 def test_invalid_values(kind, value):
-    with pytest.raises(FlagError, match=r"^--flag: .* is not valid; .*Nothing was run$"):
+    with pytest.raises(UsageError, match=r"^--flag: .* is not valid; .*Nothing was run$"):
         check("flag", value, kind)
 
 
@@ -163,7 +164,7 @@ def test_invalid_values(kind, value):
                                   "plan", "wheel", "requirement", "git_url", "git_ref", "train_flag"])
 @pytest.mark.parametrize("attack", ["; rm -rf ~", "$(touch /tmp/x)", "`id`", "a|b", "a&&b", "a\nb", "a>b", "'a'"])
 def test_shell_metacharacters_are_refused(kind, attack):
-    with pytest.raises(FlagError) as error:
+    with pytest.raises(UsageError) as error:
         check("zone", "v4-8" + attack, kind)
     assert str(error.value).startswith("--zone: ") and "contains shell characters" in str(error.value)
     assert "\n" not in str(error.value).replace("\\n", "")

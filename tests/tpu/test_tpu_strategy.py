@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from bert_pretrain import strategy as strategy_lib
-from bert_pretrain.data.errors import DataError
+from bert_pretrain.errors import UsageError
 
 
 NODE = "projects/lamb-project/locations/us-central2-b/nodes/bert-v4-128"
@@ -90,7 +90,7 @@ def test_a_slice_coming_up_is_waited_for(recorded, api):
 @pytest.mark.parametrize("state", ["PREEMPTED", "TERMINATED"])
 def test_a_preempted_slice_is_one_line_and_nothing_connects(recorded, api, state):
     api.records[NODE] = [{"state": state, "health": "UNHEALTHY_TENSORFLOW"}]
-    with pytest.raises(DataError, match=f"^--tpu: TPU 'bert-v4-128' is {state}; recreate it "
+    with pytest.raises(UsageError, match=f"^--tpu: TPU 'bert-v4-128' is {state}; recreate it "
                                         r"\(python scripts/tpu.py recover ...\)"):
         strategy_lib.make_strategy(tpu="bert-v4-128", zone="us-central2-b", project="lamb-project")
     assert recorded == []
@@ -99,14 +99,14 @@ def test_a_preempted_slice_is_one_line_and_nothing_connects(recorded, api, state
 def test_a_slice_that_never_gets_healthy_is_one_line(recorded, api, monkeypatch):
     monkeypatch.setattr(strategy_lib, "HEALTH_TIMEOUT_S", 0.05)
     api.records[NODE] = [{"state": "READY", "health": "UNHEALTHY_MAINTENANCE"}]
-    with pytest.raises(DataError) as error:
+    with pytest.raises(UsageError) as error:
         strategy_lib.make_strategy(tpu="bert-v4-128", zone="us-central2-b", project="lamb-project")
     assert str(error.value).startswith("--tpu: TPU 'bert-v4-128' could not be reached (RuntimeError: ")
     assert recorded == []
 
 
 def test_an_unknown_name_is_one_line(recorded):
-    with pytest.raises(DataError, match="^--tpu: TPU 'other' could not be reached \\(ValueError: "):
+    with pytest.raises(UsageError, match="^--tpu: TPU 'other' could not be reached \\(ValueError: "):
         strategy_lib.make_strategy(tpu="other", zone="us-central2-b", project="lamb-project")
     assert recorded == []
 
@@ -115,7 +115,7 @@ def test_an_unknown_name_is_one_line(recorded):
 def test_a_name_needs_zone_and_project(recorded, missing):
     where = {"zone": "us-central2-b", "project": "lamb-project"}
     del where[missing[4:]]
-    with pytest.raises(DataError, match=f"^--{missing}: is required with --tpu=bert-v4-128;"):
+    with pytest.raises(UsageError, match=f"^--{missing}: is required with --tpu=bert-v4-128;"):
         strategy_lib.make_strategy(tpu="bert-v4-128", **where)
     assert recorded == []
 
@@ -128,7 +128,7 @@ def test_grpc_addresses_skip_the_api(recorded, api):
 
 def test_no_tpu_here_is_one_line_naming_the_flag():
     """The real resolver on this TPU-less machine: --tpu=local fails at initialisation."""
-    with pytest.raises(DataError) as error:
+    with pytest.raises(UsageError) as error:
         strategy_lib.make_strategy(tpu="local")
     message = str(error.value)
     assert message.startswith("--tpu: no TPU is attached to this machine (")
@@ -139,7 +139,7 @@ def test_an_unreachable_name_is_one_line_naming_the_flag(monkeypatch):
     """The real client and resolver: with no Google credentials here, the Cloud TPU API lookup fails."""
     monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
     monkeypatch.setenv("TPU_NAME", "")
-    with pytest.raises(DataError) as error:
+    with pytest.raises(UsageError) as error:
         strategy_lib.make_strategy(tpu="bert-v4-128", zone="us-central2-b", project="lamb-project")
     assert str(error.value).startswith("--tpu: TPU 'bert-v4-128' could not be reached (")
     assert "\n" not in str(error.value)

@@ -1,6 +1,7 @@
 """End to end: text files → shards + metadata; determinism, resume, refusals, Model Garden compatibility."""
 
 import json
+import glob
 import os
 import subprocess
 import sys
@@ -9,7 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bert_pretrain.data import Options, DataError, create_pretraining_data, metadata, reader, tfrecords
+from bert_pretrain import datasets
+from bert_pretrain.data import Options, create_pretraining_data, metadata, tfrecords
+from bert_pretrain.errors import UsageError
 from data_helpers import corpus_text, write_vocab
 
 SEQ, PREDS = 32, 5
@@ -40,8 +43,10 @@ def shard_bytes(out_dir):
 
 
 def read_all(out_dir, names="v1"):
-    pattern = os.path.join(out_dir, "*.tfrecord")
-    batches = list(reader.load_dataset(pattern, SEQ, PREDS, batch_size=10_000, feature_names=names))
+    files = tuple(sorted(glob.glob(os.path.join(out_dir, "*.tfrecord"))))
+    spec = datasets.data_spec(files, SEQ, PREDS)
+    assert spec.feature_names == names   # from the directory's metadata.json
+    batches = list(datasets.examples(spec).batch(10_000))
     return {k: np.concatenate([b[k].numpy() for b in batches]) for k in batches[0]}
 
 
@@ -105,7 +110,7 @@ def test_rerun_skips_complete_shards_and_refuses_other_settings(corpus_dir):
     assert shard_bytes(out) == before and os.stat(kept).st_mtime == 1      # only shard 1 redone
     assert meta["counts"]["instances"] == sum(1 for _ in tf.data.TFRecordDataset(
         [str(out / n) for n in sorted(os.listdir(out)) if n.endswith(".tfrecord")]))
-    with pytest.raises(DataError, match=r"^--overwrite: .*masked_lm_prob differ.*pass --overwrite"):
+    with pytest.raises(UsageError, match=r"^--overwrite: .*masked_lm_prob differ.*pass --overwrite"):
         create_pretraining_data(options(corpus_dir, masked_lm_prob=0.2))
     create_pretraining_data(options(corpus_dir, masked_lm_prob=0.2, overwrite=True))
     assert shard_bytes(out) != before
@@ -147,7 +152,7 @@ def test_builtin_corpus_with_a_learned_vocab(tmp_path):
 
 def test_bad_vocab_fails_before_any_output(corpus_dir):
     (corpus_dir / "bad_vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nthe\n")
-    with pytest.raises(DataError, match=r"^--vocab_file: .*\[MASK\]"):
+    with pytest.raises(UsageError, match=r"^--vocab_file: .*\[MASK\]"):
         create_pretraining_data(options(corpus_dir, vocab_file=str(corpus_dir / "bad_vocab.txt")))
     assert not (corpus_dir / "out").exists()
 

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from engine_helpers import write_shards
+from training_helpers import write_shards
 
 PYTHON = [sys.executable, "-m", "bert_pretrain.cli", "train"]
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")

@@ -26,7 +26,7 @@ def random_features(batch=BATCH, seed=0, vocab=VOCAB):
             "next_sentence_labels": tf.constant(rng.integers(0, 2, (batch, 1)), tf.int32)}
 
 
-def test_presets_match_design():
+def test_presets_match_docs():
     sizes = {name: (c.num_layers, c.hidden_size, c.num_heads, c.intermediate_size) for name, c in
              ((n, config_lib.from_preset(n, vocab_size=100)) for n in config_lib.PRESETS)}
     assert sizes == {"tiny": (2, 128, 2, 512), "mini": (4, 256, 4, 1024), "small": (4, 512, 8, 2048),

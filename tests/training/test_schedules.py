@@ -1,4 +1,4 @@
-"""Warmup + polynomial decay against the closed form of DESIGN.md §2; sqrt batch scaling."""
+"""Warmup + polynomial decay against the closed form in docs/schedule.md; sqrt batch scaling."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,5 @@
-"""Training and evaluation datasets over TFRecord shards, and the checks made before the first step.
+"""Reading the data tool's TFRecords for training: the checks made before the first step, and the
+tf.data datasets for training and evaluation.
 
 The training order is a pure function of (files, seed) whose every position can be computed from
 the files' record counts (`record_order`): a restart at step N starts reading at the record step N
@@ -7,16 +8,13 @@ batches are made with drop_remainder=True so XLA and TPUs see static shapes.
 """
 
 import dataclasses
-import os
-import time
 
-import numpy as np
 import tensorflow as tf
 
 from bert_pretrain import record_order
-from bert_pretrain.data import metadata as metadata_lib
-from bert_pretrain.data import reader
-from bert_pretrain.data.errors import DataError
+from bert_pretrain.data import tfrecords
+from bert_pretrain.data.metadata import Metadata
+from bert_pretrain.errors import UsageError
 
 SCAN_FILES, SCAN_RECORDS = 8, 256
 
@@ -28,16 +26,22 @@ class DataSpec:
     max_predictions_per_seq: int
     feature_names: str = "v1"
     record_counts: tuple[int, ...] | None = None   # per file, from metadata.json; None: count on resume
+    metadata: Metadata | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    @property
+    def vocab_size(self) -> int | None:
+        """The vocab size the data was made with, if its directory has metadata.json."""
+        return self.metadata.vocab_size if self.metadata else None
 
 
 def data_spec(files: tuple[str, ...], max_seq_length: int, max_predictions_per_seq: int) -> DataSpec:
-    """A DataSpec with the feature names and per-file record counts that metadata.json records."""
-    meta = read_metadata(files) or {}
-    shards = meta.get("shards", {})
-    counts = [shards.get(os.path.basename(f), {}).get("instances") for f in files]
-    return DataSpec(files, max_seq_length, max_predictions_per_seq,
-                    meta.get("settings", {}).get("feature_names", "v1"),
-                    None if None in counts else tuple(counts))
+    """A DataSpec with what metadata.json says of `files` (read once): the feature names, the
+    record count of each file and the vocab size."""
+    metadata = Metadata.of_files(files)
+    if metadata is None:
+        return DataSpec(files, max_seq_length, max_predictions_per_seq)
+    return DataSpec(files, max_seq_length, max_predictions_per_seq, metadata.feature_names,
+                    metadata.record_counts(files), metadata)
 
 
 def resolve_files(patterns: str, flag: str) -> tuple[str, ...]:
@@ -46,39 +50,32 @@ def resolve_files(patterns: str, flag: str) -> tuple[str, ...]:
     for pattern in filter(None, (p.strip() for p in patterns.split(","))):
         matched = tf.io.gfile.glob(pattern)
         if not matched:
-            raise DataError(flag, f"{pattern!r} matches no file", "check the path or glob")
+            raise UsageError(flag, f"{pattern!r} matches no file", "check the path or glob")
         files.extend(matched)
     if not files:
-        raise DataError(flag, "no files given", "pass one or more comma-separated globs")
+        raise UsageError(flag, "no files given", "pass one or more comma-separated globs")
     return tuple(sorted(set(files)))
-
-
-def read_metadata(files: tuple[str, ...]) -> dict | None:
-    """metadata.json of the directory holding the first file, if the data tool wrote one."""
-    return metadata_lib.read(os.path.dirname(files[0]))
 
 
 def check_data(spec: DataSpec, vocab_size: int, flag: str) -> None:
     """Metadata first (cheap, complete), then a scan of a sample: an id >= vocab_size reads out of
     bounds silently on TPU and trains on garbage, so it must stop the run here."""
-    meta = read_metadata(spec.files)
-    if meta is not None:
+    if spec.metadata is not None:
         try:
-            metadata_lib.check_compatible(meta, max_seq_length=spec.max_seq_length,
-                                          max_predictions_per_seq=spec.max_predictions_per_seq)
+            spec.metadata.check_compatible(max_seq_length=spec.max_seq_length,
+                                           max_predictions_per_seq=spec.max_predictions_per_seq)
         except ValueError as error:
-            raise DataError(flag, str(error), "pass the data's --max_seq_length/--max_predictions_per_seq "
-                                              "or other files") from None
-        if meta["vocab"]["size"] != vocab_size:
-            raise DataError(flag, f"the data's vocab has {meta['vocab']['size']} tokens, the model "
-                                  f"{vocab_size}", "set --vocab_size to the data's vocab size")
+            raise UsageError(flag, str(error), "pass the data's --max_seq_length/--max_predictions_per_seq "
+                                               "or other files") from None
+        if spec.vocab_size != vocab_size:
+            raise UsageError(flag, f"the data's vocab has {spec.vocab_size} tokens, the model "
+                                   f"{vocab_size}", "set --vocab_size to the data's vocab size")
     for path in spec.files[:SCAN_FILES]:
         _scan_file(path, spec, vocab_size, flag)
 
 
 def _scan_file(path: str, spec: DataSpec, vocab_size: int, flag: str) -> None:
-    records = tf.data.TFRecordDataset(path).take(SCAN_RECORDS).map(
-        lambda r: reader.decode(r, spec.max_seq_length, spec.max_predictions_per_seq, spec.feature_names))
+    records = tf.data.TFRecordDataset(path).take(SCAN_RECORDS).map(lambda r: _decode(r, spec))
     limits = {"input_ids": vocab_size, "masked_lm_ids": vocab_size,
               "masked_lm_positions": spec.max_seq_length, "segment_ids": 2, "next_sentence_labels": 2}
     try:
@@ -86,29 +83,38 @@ def _scan_file(path: str, spec: DataSpec, vocab_size: int, flag: str) -> None:
             for name, limit in limits.items():
                 values = batch[name].numpy()
                 if values.size and (values.max() >= limit or values.min() < 0):
-                    raise DataError(flag, f"{path} has {name} outside [0, {limit}) (max {values.max()})",
+                    raise UsageError(flag, f"{path} has {name} outside [0, {limit}) (max {values.max()})",
                                     "make the data with the model's vocab, or set --vocab_size to it")
     except tf.errors.InvalidArgumentError:
-        raise DataError(flag, f"{path} does not hold records of max_seq_length={spec.max_seq_length}, "
+        raise UsageError(flag, f"{path} does not hold records of max_seq_length={spec.max_seq_length}, "
                               f"max_predictions_per_seq={spec.max_predictions_per_seq}",
                         "pass the lengths the data was made with") from None
     except tf.errors.DataLossError:
-        raise DataError(flag, f"{path} is not a readable TFRecord file", "remove or remake it") from None
+        raise UsageError(flag, f"{path} is not a readable TFRecord file", "remove or remake it") from None
 
 
 def _pipeline_files(spec: DataSpec, context: tf.distribute.InputContext) -> list[int]:
     """Indices of the files this input pipeline (host) reads: every num_input_pipelines-th."""
     if len(spec.files) < context.num_input_pipelines:
-        raise DataError("train_files", f"{len(spec.files)} files for {context.num_input_pipelines} input "
+        raise UsageError("train_files", f"{len(spec.files)} files for {context.num_input_pipelines} input "
                         "pipelines", "write the data in at least one shard per host")
     return list(range(context.input_pipeline_id, len(spec.files), context.num_input_pipelines))
 
 
+def _decode(record: tf.Tensor, spec: DataSpec) -> dict:
+    return tfrecords.decode(record, spec.max_seq_length, spec.max_predictions_per_seq,
+                            spec.feature_names)
+
+
 def _decode_and_batch(records: tf.data.Dataset, spec: DataSpec, batch_size: int) -> tf.data.Dataset:
-    decoded = records.map(lambda r: reader.decode(r, spec.max_seq_length, spec.max_predictions_per_seq,
-                                                  spec.feature_names),
-                          num_parallel_calls=tf.data.AUTOTUNE)
+    decoded = records.map(lambda r: _decode(r, spec), num_parallel_calls=tf.data.AUTOTUNE)
     return decoded.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+def examples(spec: DataSpec) -> tf.data.Dataset:
+    """Every record of `spec.files`, in file order, decoded (v1 names, int32): to inspect data."""
+    records = tf.data.Dataset.from_tensor_slices(list(spec.files)).flat_map(tf.data.TFRecordDataset)
+    return records.map(lambda r: _decode(r, spec))
 
 
 def train_dataset_fn(spec: DataSpec, global_batch_size: int, seed: int, consumed_steps: int = 0,
@@ -136,14 +142,3 @@ def eval_dataset_fn(spec: DataSpec, global_batch_size: int):
         records = tf.data.Dataset.from_tensor_slices(files).flat_map(tf.data.TFRecordDataset)
         return _decode_and_batch(records, spec, context.get_per_replica_batch_size(global_batch_size))
     return dataset_fn
-
-
-def count_batches_per_second(dataset: tf.data.Dataset, batches: int, warmup: int = 5) -> float:
-    """Input throughput alone, to compare with what the model consumes."""
-    iterator = iter(dataset)
-    for _ in range(warmup):
-        next(iterator)
-    started = time.perf_counter()
-    for _ in range(batches):
-        tf.nest.map_structure(np.asarray, next(iterator))
-    return batches / (time.perf_counter() - started)

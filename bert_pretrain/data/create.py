@@ -30,38 +30,13 @@ from bert_pretrain.data import corpus as corpus_lib
 from bert_pretrain.data import metadata as metadata_lib
 from bert_pretrain.data import tfrecords
 from bert_pretrain.data import vocab as vocab_lib
-from bert_pretrain.data.errors import DataError
+from bert_pretrain.errors import UsageError
 from bert_pretrain.data.instances import InstanceConfig
+from bert_pretrain.data.options import Options
 from bert_pretrain.data.progress import Progress
 from bert_pretrain.data.worker import BlockProcessor, BlockStats, WorkerConfig
 
 VOCAB_FILENAME = "vocab.txt"
-
-
-@dataclasses.dataclass(frozen=True)
-class Options:
-    """Everything `create_pretraining_data` needs; the CLI flags map one to one."""
-
-    input: str
-    output_dir: str
-    input_format: str = "bert"
-    vocab_file: str | None = None
-    vocab_size: int = 30522
-    vocab_sample_mb: float = 100.0   # learn the vocab from the first this-many MB of text
-    do_lower_case: bool = True
-    max_seq_length: int = 128
-    max_predictions_per_seq: int = 20
-    masked_lm_prob: float = 0.15
-    short_seq_prob: float = 0.1
-    dupe_factor: int = 10
-    do_whole_word_mask: bool = False
-    random_seed: int = 12345
-    feature_names: str = "v1"
-    num_shards: int = 8
-    block_bytes: int = 256 * 1024
-    workers: int = 0            # 0: one per core unless the job is small, see _default_workers
-    overwrite: bool = False
-    progress: bool = True
 
 
 def validate(options: Options) -> None:
@@ -84,7 +59,7 @@ def validate(options: Options) -> None:
     ]
     for flag, ok, fix in checks:
         if not ok:
-            raise DataError(flag, f"invalid value {getattr(options, flag)!r}", fix)
+            raise UsageError(flag, f"invalid value {getattr(options, flag)!r}", fix)
 
 
 def blocks(source, block_bytes: int, stats: corpus_lib.ReadStats) -> Iterator[list[list[str]]]:
@@ -116,13 +91,13 @@ def _prepare_output_dir(options: Options, settings: dict) -> None:
     try:
         tf.io.gfile.makedirs(options.output_dir)
     except tf.errors.OpError as error:
-        raise DataError("output_dir", f"cannot create {options.output_dir!r} ({error.message})",
+        raise UsageError("output_dir", f"cannot create {options.output_dir!r} ({error.message})",
                         "choose a writable directory") from None
     existing = metadata_lib.read(options.output_dir)
     ours = [n for n in tf.io.gfile.listdir(options.output_dir)
             if n.startswith("pretrain-") or n in (metadata_lib.FILENAME, VOCAB_FILENAME)]
     if existing is None and any(n.startswith("pretrain-") for n in ours) and not options.overwrite:
-        raise DataError("overwrite", f"{options.output_dir} holds shards without {metadata_lib.FILENAME}",
+        raise UsageError("overwrite", f"{options.output_dir} holds shards without {metadata_lib.FILENAME}",
                         "pass --overwrite to replace them, or choose another --output_dir")
     if options.overwrite:
         for name in ours:
@@ -168,7 +143,7 @@ def create_pretraining_data(options: Options) -> dict:
     read_stats = corpus_lib.ReadStats()
     num_blocks = sum(1 for _ in blocks(source, options.block_bytes, read_stats))
     if read_stats.documents == 0:
-        raise DataError("input", "the input holds no document with two or more sentences",
+        raise UsageError("input", "the input holds no document with two or more sentences",
                         "give text with one sentence per line and a blank line between documents "
                         "(or --input_format=paragraphs)")
     bounds = [s * num_blocks // options.num_shards for s in range(options.num_shards + 1)]

@@ -9,8 +9,8 @@ import sys
 
 import numpy as np
 
-from engine_helpers import write_shards
-from test_engine_resume import ENV, PYTHON, checkpoint_values, flags
+from training_helpers import write_shards
+from test_resume import ENV, PYTHON, checkpoint_values, flags
 
 
 def free_ports(count):

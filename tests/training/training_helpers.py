@@ -1,4 +1,4 @@
-"""Tiny pretraining data and settings shared by the engine tests."""
+"""Tiny pretraining data and settings shared by the training tests."""
 
 import json
 import os

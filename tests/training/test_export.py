@@ -6,9 +6,10 @@ import tensorflow as tf
 
 from bert_pretrain import model as model_lib
 from bert_pretrain.config import ModelConfig
-from bert_pretrain.trainer import Trainer, TrainConfig
-from bert_pretrain import input_pipeline
-from engine_helpers import PRED, SEQ, VOCAB, write_shards
+from bert_pretrain import datasets
+from bert_pretrain.config import TrainConfig
+from bert_pretrain.trainer import Trainer
+from training_helpers import PRED, SEQ, VOCAB, write_shards
 
 
 def test_export_restores_into_a_fresh_encoder_and_saved_model_runs(tmp_path):
@@ -17,7 +18,7 @@ def test_export_restores_into_a_fresh_encoder_and_saved_model_runs(tmp_path):
     trainer = Trainer(config, TrainConfig(train_steps=2, global_batch_size=8, learning_rate=1e-2,
                                           warmup_steps=1, steps_per_loop=1, checkpoint_every=0),
                       tf.distribute.get_strategy(), str(tmp_path / "model"))
-    trainer.train(input_pipeline.DataSpec(files, SEQ, PRED), log=lambda line: None)
+    trainer.train(datasets.data_spec(files, SEQ, PRED), log=lambda line: None)
     trainer.export(str(tmp_path / "export"))
     trained = trainer.model.encoder_network
 

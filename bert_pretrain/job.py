@@ -1,0 +1,38 @@
+"""One training job, built one way: the data, model and settings of one model_dir, checked
+against each other before anything is built, then the Trainer.
+
+`bert-pretrain train` makes one Job from its flags; `bert-pretrain run` makes one per phase of a
+plan (`phases`). Both call `build_trainer`, so a check added here holds for both.
+"""
+
+import dataclasses
+
+from bert_pretrain import datasets
+from bert_pretrain.config import ModelConfig, TrainConfig
+from bert_pretrain.trainer import Trainer
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    model: ModelConfig
+    training: TrainConfig
+    model_dir: str
+    train_data: datasets.DataSpec
+    eval_data: datasets.DataSpec | None = None
+    data_flag: str = "train_files"   # the flags a problem with the data is reported against
+    eval_flag: str = "eval_files"
+
+
+def data(patterns: str, max_seq_length: int, max_predictions_per_seq: int, flag: str) -> datasets.DataSpec:
+    """The TFRecords matching comma-separated globs, with what their metadata.json says."""
+    files = datasets.resolve_files(patterns, flag)
+    return datasets.data_spec(files, max_seq_length, max_predictions_per_seq)
+
+
+def build_trainer(job: Job, strategy) -> Trainer:
+    """Checks the data against the model (metadata, then a scan of a sample), then builds the
+    Trainer, which checks the settings and the model_dir."""
+    datasets.check_data(job.train_data, job.model.vocab_size, job.data_flag)
+    if job.eval_data is not None:
+        datasets.check_data(job.eval_data, job.model.vocab_size, job.eval_flag)
+    return Trainer(job.model, job.training, strategy, job.model_dir)

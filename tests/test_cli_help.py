@@ -1,0 +1,90 @@
+"""Each command's --help lists its own flags, with defaults, in the README's groups; TensorFlow's
+log lines stay hidden unless --verbose."""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from bert_pretrain import console
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+BIN = os.path.dirname(sys.executable)
+README = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+
+
+def defined_flags(module_path: str) -> set:
+    """The flags a CLI module defines, from its source (the two CLIs cannot share a process)."""
+    source = open(os.path.join(ROOT, module_path), encoding="utf-8").read()
+    return set(re.findall(r'flags\.DEFINE_\w+\(\s*"(\w+)"', source))
+
+
+def command(*argv, env=None):
+    return subprocess.run([os.path.join(BIN, argv[0]), *argv[1:]], capture_output=True, text=True,
+                          timeout=300, env=env)
+
+
+def readme_flags(section: str) -> set:
+    """Flags named in the first column of the flag table under a README heading."""
+    text = README.split(section, 1)[1]
+    table = re.search(r"\| flag \| default \| meaning \|\n\|[-|]+\|\n((?:\|.*\n)+)", text).group(1)
+    return {name for row in table.splitlines() for name in re.findall(r"--([a-z_]+)", row.split("|")[1])}
+
+
+def listed(help_text: str) -> list:
+    return re.findall(r"^  --([a-z_]+)", help_text, flags=re.M)
+
+
+def test_top_level_help_lists_the_commands():
+    result = command("bert-pretrain", "--help")
+    assert result.returncode == 0 and "Try --helpfull" not in result.stdout
+    assert re.search(r"^  run ", result.stdout, re.M) and re.search(r"^  train ", result.stdout, re.M)
+
+
+@pytest.mark.parametrize("name, section", [("run", "## Pretraining: `bert-pretrain run`"),
+                                           ("train", "### One phase: `bert-pretrain train`")])
+def test_command_help_lists_its_flags_in_groups(name, section):
+    result = command("bert-pretrain", name, "--help")
+    assert result.returncode == 0, result.stderr
+    shown = listed(result.stdout)
+    assert len(shown) == len(set(shown)) and set(shown) <= defined_flags("bert_pretrain/cli.py")
+    assert readme_flags(section) <= set(shown)                # every flag the README's table names
+    groups = re.findall(r"^(\S[^\n]*):$", result.stdout, flags=re.M)
+    assert len(groups) >= 3 and "devices" in groups
+    assert "--global_batch_size=256" in result.stdout or name == "run"
+    assert "--plan=demo" in result.stdout or name == "train"
+    assert "tfhub_cache_dir" not in result.stdout and "--flagfile" not in result.stdout   # not absl's/TF's
+
+
+def test_every_bert_pretrain_flag_is_in_a_commands_help():
+    shown = set(listed(command("bert-pretrain", "run", "--help").stdout))
+    shown |= set(listed(command("bert-pretrain", "train", "--help").stdout))
+    assert shown == defined_flags("bert_pretrain/cli.py")
+
+
+def test_data_tool_help_lists_every_flag_with_its_default():
+    result = command("bert-pretrain-data", "--help")
+    assert result.returncode == 0, result.stderr
+    defined = defined_flags("bert_pretrain/data/cli.py")
+    assert set(listed(result.stdout)) == defined
+    assert readme_flags("## Pretraining data: `bert-pretrain-data`") <= defined
+    assert "--max_seq_length=128" in result.stdout and "--input  (no default)" in result.stdout
+
+
+def test_a_usage_error_is_one_line_without_tensorflow_noise(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = command("bert-pretrain", "train", f"--train_files={tmp_path}/none-*.tfrecord",
+                     f"--model_dir={tmp_path}/model", env=env)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"bert-pretrain: --train_files: '{tmp_path}/none-*.tfrecord' matches no file; check the path or glob"]
+
+
+def test_verbose_leaves_tensorflow_logging_alone(monkeypatch):
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    console.quiet_tensorflow(["bert-pretrain", "run", "--verbose"])
+    assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ
+    console.quiet_tensorflow(["bert-pretrain", "run"])
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
