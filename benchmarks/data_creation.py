@@ -16,7 +16,7 @@ import tempfile
 import time
 
 from bert_pretrain.data import Options, create_pretraining_data
-from bert_pretrain.data import builtin_corpus, pipeline, vocab as vocab_lib
+from bert_pretrain.data import builtin_corpus, create, vocab as vocab_lib
 
 
 def _synthetic_corpus(path: str, megabytes: int, vocab_words: list[str]) -> None:
@@ -39,7 +39,7 @@ def _run(label: str, input_spec: str, vocab_file: str, args, workdir: str) -> No
     meta = create_pretraining_data(options)
     seconds = time.perf_counter() - start
     instances, megabytes = meta["counts"]["instances"], meta["input"]["input_bytes"] / 1e6
-    workers = args.workers or pipeline._default_workers(  # pylint: disable=protected-access
+    workers = args.workers or create._default_workers(  # pylint: disable=protected-access
         meta["input"]["input_bytes"], args.dupe_factor)
     print(f"{label}: {instances:,} instances from {megabytes:.1f} MB in {seconds:.1f} s → "
           f"{instances / seconds:,.0f} instances/s, {megabytes / seconds:.2f} input MB/s "

@@ -1,7 +1,7 @@
 """Input pipeline alone vs what the model consumes (target: >= 10x).
 
-    python benchmarks/datasets.py --preset=tiny --max_seq_length=128 --global_batch_size=64
-    python benchmarks/datasets.py --train_files='data/seq128/*.tfrecord' --preset=mini
+    python benchmarks/input_pipeline.py --preset=tiny --max_seq_length=128 --global_batch_size=64
+    python benchmarks/input_pipeline.py --train_files='data/seq128/*.tfrecord' --preset=mini
 
 Without --train_files it writes random records in google-research's schema to a temporary
 directory. Both rates use the same per-host batch; the model rate is measured after compilation.

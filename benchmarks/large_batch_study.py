@@ -120,7 +120,7 @@ def make_data(work_dir: str, largest_batch: int, documents: int | None) -> Data:
     multiple of the largest batch: evaluation batches by the training batch and drops the
     remainder, so otherwise each batch size would be scored on a different subset."""
     import tensorflow as tf
-    from bert_pretrain import datasets
+    from bert_pretrain import atomic, datasets
     from bert_pretrain.data import builtin_corpus, metadata
     from bert_pretrain.data.create import VOCAB_FILENAME, Options, create_pretraining_data
 
@@ -137,29 +137,29 @@ def make_data(work_dir: str, largest_batch: int, documents: int | None) -> Data:
         with open(text, "w", encoding="utf-8") as handle:   # one sentence a line, blank between documents
             handle.writelines("\n".join(document) + "\n\n" for document in texts[name])
         directory = dirs[name]
-        if not (metadata.read(directory) or {}).get("complete"):
+        made = metadata.Metadata.of_directory(directory)
+        if not (made and made.complete):
             create_pretraining_data(Options(
                 input=text, output_dir=directory, vocab_file=vocab_file, vocab_size=FLAGS.vocab_size,
                 max_seq_length=FLAGS.max_seq_length, max_predictions_per_seq=FLAGS.max_predictions_per_seq,
                 dupe_factor=dupe_factor, random_seed=FLAGS.seed, progress=False))
         vocab_file = vocab_file or os.path.join(directory, VOCAB_FILENAME)
-    meta = {name: metadata.read(dirs[name]) for name in texts}
+    meta = {name: metadata.Metadata.of_directory(dirs[name]) for name in texts}
     files = {name: datasets.resolve_files(os.path.join(dirs[name], "*.tfrecord"), "work_dir")
              for name in texts}
-    available = meta["heldout"]["counts"]["instances"]
+    available = meta["heldout"].instances
     kept = available // largest_batch * largest_batch
     if not kept:
         fail("batch_multiples", f"{available} held-out records are fewer than the largest batch "
              f"{largest_batch}; use smaller batches or a smaller --heldout_every")
     heldout_file = os.path.join(work_dir, f"heldout-{tag}-first{kept}.tfrecord")
     if not os.path.exists(heldout_file):
-        with tf.io.TFRecordWriter(heldout_file + ".tmp") as writer:
+        with atomic.replacing(heldout_file) as temporary, tf.io.TFRecordWriter(temporary) as writer:
             for record in tf.data.TFRecordDataset(list(files["heldout"])).take(kept):
                 writer.write(record.numpy())
-        os.replace(heldout_file + ".tmp", heldout_file)
     spec = lambda f: datasets.data_spec(f, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq)  # noqa: E731
-    return Data(spec(files["train"]), spec((heldout_file,)), meta["train"]["counts"]["instances"],
-                kept, meta["train"]["vocab"]["size"])
+    return Data(spec(files["train"]), spec((heldout_file,)), meta["train"].instances,
+                kept, meta["train"].vocab_size)
 
 
 def train_one(data: Data, work_dir: str, optimizer: str, base_lr: float, multiple: int) -> tuple:
@@ -230,9 +230,10 @@ def run_study(data: Data, work_dir: str, multiples: list) -> tuple:
 
 
 def write_atomically(path: str, write) -> None:
-    temporary = path + ".tmp" + os.path.splitext(path)[1]
-    write(temporary)
-    os.replace(temporary, path)
+    from bert_pretrain import atomic
+
+    with atomic.replacing(path, ".tmp" + os.path.splitext(path)[1]) as temporary:
+        write(temporary)
 
 
 def write_csv(path: str, rows: list, columns) -> None:

@@ -74,7 +74,7 @@ flags.DEFINE_string("tpu_project", "", "GCP project of the TPU.")
 flags.DEFINE_integer("cpu_devices", 0, "Split the CPU into this many logical devices (testing mirrored).")
 flags.DEFINE_bool("verbose", False, "Show TensorFlow's own log lines too.")
 
-DEVICE_FLAGS = ["strategy", "tpu", "tpu_zone", "tpu_project", "cpu_devices", "verbose"]
+DEVICE_FLAGS = ["strategy", "tpu", "tpu_zone", "tpu_project", "cpu_devices"]
 # Settings of the training loop a run passes on to every phase when given explicitly.
 RUN_TRAINING_FLAGS = ["steps_per_loop", "precision", "seed", "checkpoint_every", "keep_checkpoints",
                       "eval_every", "max_consecutive_skips", "weight_decay", "peak_tflops"]
@@ -83,7 +83,8 @@ HELP_GROUPS = {
                                "data_vocab_size"]),
             ("batch", ["micro_batch_size", "phase_batch_sizes"]),
             ("training, over the plan's [engine] table", RUN_TRAINING_FLAGS),
-            ("devices", DEVICE_FLAGS)],
+            ("devices", DEVICE_FLAGS),
+            ("console", ["verbose"])],
     "train": [("data and model", ["train_files", "eval_files", "model_dir", "preset", "num_layers",
                                   "hidden_size", "num_heads", "vocab_size", "dropout", "max_seq_length",
                                   "max_predictions_per_seq"]),
@@ -93,7 +94,8 @@ HELP_GROUPS = {
               ("loop, checkpoints, output", ["steps_per_loop", "xla", "checkpoint_every",
                                              "keep_checkpoints", "eval_every", "max_consecutive_skips",
                                              "seed", "peak_tflops", "export_dir"]),
-              ("devices", DEVICE_FLAGS)],
+              ("devices", DEVICE_FLAGS),
+              ("console", ["verbose"])],
 }
 USAGE = {
     "run": "bert-pretrain run [flags]: a plan from text to a trained model (data, every phase, a plot).\n"
@@ -101,7 +103,7 @@ USAGE = {
     "train": "bert-pretrain train --train_files=GLOB --model_dir=DIR [flags]: one phase on existing data.",
 }
 COMMANDS_USAGE = ("usage: bert-pretrain COMMAND [flags]\n\ncommands:\n"
-                  "  run     a whole plan: data, both phases, plot (bert-pretrain run --help)\n"
+                  "  run     a whole plan: data, every phase, a plot (bert-pretrain run --help)\n"
                   "  train   one phase on existing TFRecords (bert-pretrain train --help)\n")
 
 
@@ -138,9 +140,9 @@ def build_trainer():
         if not FLAGS[name].value:
             raise UsageError(name, "is required", f"pass --{name}=...")
     strategy = make_strategy()
-    train_data = job_lib.data(FLAGS.train_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq,
+    train_data = job_lib.data_from_globs(FLAGS.train_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq,
                               "train_files")
-    eval_data = (job_lib.data(FLAGS.eval_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq,
+    eval_data = (job_lib.data_from_globs(FLAGS.eval_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq,
                               "eval_files") if FLAGS.eval_files else None)
     vocab_size = FLAGS.vocab_size or train_data.vocab_size
     if not vocab_size:
@@ -195,7 +197,7 @@ def main(argv=None):
     argv = list(sys.argv if argv is None else argv)
     if console.wants_help(argv):
         command = next((a for a in argv[1:] if a in COMMANDS), None)
-        print(console.help_text(USAGE[command], HELP_GROUPS[command]) if command else COMMANDS_USAGE,
+        print(console.help_text(USAGE[command], HELP_GROUPS[command], FLAGS) if command else COMMANDS_USAGE,
               end="")
         return
     console.quiet_tensorflow(argv)

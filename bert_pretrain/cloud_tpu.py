@@ -101,7 +101,7 @@ def generation(accelerator_type: str) -> tuple[str, Generation, int]:
     name, size = accelerator_type.rsplit("-", 1)
     if name not in GENERATIONS:
         raise UsageError("accelerator_type", f"{accelerator_type!r}: unknown TPU generation {name!r}; this tool "
-                        f"knows {', '.join(GENERATIONS)}. Nothing was run")
+                         f"knows {', '.join(GENERATIONS)}. Nothing was run")
     facts = GENERATIONS[name]
     hosts = 1 if int(size) <= facts.single_host_max else -(-int(size) // facts.per_host)
     return name, facts, hosts
@@ -132,12 +132,12 @@ class Slice:
         name, facts, hosts = generation(self.accelerator_type)
         if hosts > 1 and not facts.multi_host:
             raise UsageError("accelerator_type", f"{self.accelerator_type!r} has {hosts} hosts, but {facts.why_not}; "
-                            f"use a one-host {name} slice ({name}-{facts.single_host_max}) or a v4/v5p pod. "
-                            "Nothing was run")
+                             f"use a one-host {name} slice ({name}-{facts.single_host_max}) or a v4/v5p pod. "
+                             "Nothing was run")
         if hosts > 1 and not self.project:
             raise UsageError("project", f"is required for {self.accelerator_type} ({hosts} hosts): the training "
-                            "process finds the slice's hosts through the Cloud TPU API, which needs the project; "
-                            "pass --project or set it with `gcloud config set project`. Nothing was run")
+                             "process finds the slice's hosts through the Cloud TPU API, which needs the project; "
+                             "pass --project or set it with `gcloud config set project`. Nothing was run")
 
     def _gcloud(self, group: str, verb: str, *flags: str) -> list[str]:
         project = [f"--project={self.project}"] if self.project else []

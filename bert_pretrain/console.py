@@ -5,14 +5,14 @@ absl's `--help` lists only the flags of the `__main__` module, which for a conso
 pip's wrapper, so it says nothing but "Try --helpfull"; `--helpfull` lists TensorFlow's and
 absl's flags too. Each command here passes its groups of flags instead. TensorFlow's C++ logging
 level is read from the environment when TensorFlow loads, so `quiet_tensorflow` must run before
-the first `import tensorflow`; the commands import it lazily for that reason.
+the first `import tensorflow`; the commands import it lazily for that reason. The commands pass
+their flags in; this module reads none.
 """
 
 import os
 import sys
 import textwrap
 
-from absl import flags
 from absl import logging as absl_logging
 
 HELP_ARGUMENTS = ("--help", "-h", "-?", "--helpshort")
@@ -23,10 +23,17 @@ def wants_help(argv: list) -> bool:
 
 
 def wants_verbose(argv: list) -> bool:
-    return any(argument in ("--verbose", "--verbose=true", "--verbose=True") for argument in argv[1:])
+    """--verbose as absl reads it: the last of --verbose, --noverbose, --verbose=<bool> wins."""
+    verbose = False
+    for argument in argv[1:]:
+        if argument in ("--verbose", "--noverbose"):
+            verbose = argument == "--verbose"
+        elif argument.startswith("--verbose="):
+            verbose = argument.split("=", 1)[1].lower() in ("true", "t", "1")
+    return verbose
 
 
-def help_text(usage: str, groups: list, flag_values=flags.FLAGS) -> str:
+def help_text(usage: str, groups: list, flag_values) -> str:
     """`usage`, then each (title, [flag names]) group as `--name=default  help` lines."""
     lines = [usage.rstrip(), ""]
     for title, names in groups:

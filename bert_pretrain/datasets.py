@@ -60,15 +60,16 @@ def resolve_files(patterns: str, flag: str) -> tuple[str, ...]:
 def check_data(spec: DataSpec, vocab_size: int, flag: str) -> None:
     """Metadata first (cheap, complete), then a scan of a sample: an id >= vocab_size reads out of
     bounds silently on TPU and trains on garbage, so it must stop the run here."""
-    if spec.metadata is not None:
+    metadata = spec.metadata or Metadata.of_files(spec.files)   # a DataSpec made by hand has none
+    if metadata is not None:
         try:
-            spec.metadata.check_compatible(max_seq_length=spec.max_seq_length,
-                                           max_predictions_per_seq=spec.max_predictions_per_seq)
+            metadata.check_compatible(max_seq_length=spec.max_seq_length,
+                                      max_predictions_per_seq=spec.max_predictions_per_seq)
         except ValueError as error:
             raise UsageError(flag, str(error), "pass the data's --max_seq_length/--max_predictions_per_seq "
                                                "or other files") from None
-        if spec.vocab_size != vocab_size:
-            raise UsageError(flag, f"the data's vocab has {spec.vocab_size} tokens, the model "
+        if metadata.vocab_size != vocab_size:
+            raise UsageError(flag, f"the data's vocab has {metadata.vocab_size} tokens, the model "
                                    f"{vocab_size}", "set --vocab_size to the data's vocab size")
     for path in spec.files[:SCAN_FILES]:
         _scan_file(path, spec, vocab_size, flag)
@@ -88,7 +89,7 @@ def _scan_file(path: str, spec: DataSpec, vocab_size: int, flag: str) -> None:
     except tf.errors.InvalidArgumentError:
         raise UsageError(flag, f"{path} does not hold records of max_seq_length={spec.max_seq_length}, "
                               f"max_predictions_per_seq={spec.max_predictions_per_seq}",
-                        "pass the lengths the data was made with") from None
+                         "pass the lengths the data was made with") from None
     except tf.errors.DataLossError:
         raise UsageError(flag, f"{path} is not a readable TFRecord file", "remove or remake it") from None
 
@@ -97,7 +98,7 @@ def _pipeline_files(spec: DataSpec, context: tf.distribute.InputContext) -> list
     """Indices of the files this input pipeline (host) reads: every num_input_pipelines-th."""
     if len(spec.files) < context.num_input_pipelines:
         raise UsageError("train_files", f"{len(spec.files)} files for {context.num_input_pipelines} input "
-                        "pipelines", "write the data in at least one shard per host")
+                         "pipelines", "write the data in at least one shard per host")
     return list(range(context.input_pipeline_id, len(spec.files), context.num_input_pipelines))
 
 

@@ -23,8 +23,10 @@ class Job:
     eval_flag: str = "eval_files"
 
 
-def data(patterns: str, max_seq_length: int, max_predictions_per_seq: int, flag: str) -> datasets.DataSpec:
-    """The TFRecords matching comma-separated globs, with what their metadata.json says."""
+def data_from_globs(patterns: str, max_seq_length: int, max_predictions_per_seq: int,
+                    flag: str) -> datasets.DataSpec:
+    """The TFRecords matching comma-separated globs (an error naming `flag` if one matches
+    nothing), with what their metadata.json says."""
     files = datasets.resolve_files(patterns, flag)
     return datasets.data_spec(files, max_seq_length, max_predictions_per_seq)
 

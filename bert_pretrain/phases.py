@@ -28,7 +28,7 @@ def phase_dir(model_dir: str, phase: plans.Phase) -> str:
 
 
 def _data(data_dir: str, subdir: str, phase: plans.Phase):
-    return job_lib.data(os.path.join(data_dir, subdir, "*.tfrecord"), phase.max_seq_length,
+    return job_lib.data_from_globs(os.path.join(data_dir, subdir, "*.tfrecord"), phase.max_seq_length,
                         phase.max_predictions_per_seq, "data_dir")
 
 
@@ -68,8 +68,8 @@ def run_plan(plan: plans.Plan, data_dir: str, model_dir: str, strategy, micro_ba
     vocab_sizes = {spec.vocab_size for spec in train_data}
     if len(vocab_sizes) != 1 or None in vocab_sizes:
         raise UsageError("data_dir", f"the phases' metadata.json give vocab sizes {vocab_sizes}",
-                        "make every phase's data with the same vocab (bert-pretrain-data "
-                        "--vocab_file)")
+                         "make every phase's data with the same vocab (bert-pretrain-data "
+                         "--vocab_file)")
     model_config = _model_config(plan, vocab_sizes.pop())
     results, previous = [], None
     for fit, train_spec in zip(fitted, train_data):

@@ -73,7 +73,7 @@ def load_plan(name_or_path: str) -> Plan:
         path = os.path.join(PLANS_DIR, f"{name_or_path}.toml")
         if not os.path.exists(path):
             raise UsageError("plan", f"{name_or_path!r} is neither a file nor a built-in plan",
-                            f"use one of {', '.join(available_plans())} or a .toml file")
+                             f"use one of {', '.join(available_plans())} or a .toml file")
     try:
         with open(path, "rb") as handle:
             raw = tomllib.load(handle)
@@ -95,7 +95,7 @@ def _fields(cls, raw: dict, where: str, path: str) -> dict:
     unknown = sorted(set(raw) - set(fields))
     if unknown:
         raise UsageError("plan", f"{path}: {where} has unknown field(s) {', '.join(unknown)}",
-                        f"use only {', '.join(fields)}")
+                         f"use only {', '.join(fields)}")
     missing = [name for name, f in fields.items()
                if name not in raw and f.default is dataclasses.MISSING]
     if missing:
@@ -104,7 +104,7 @@ def _fields(cls, raw: dict, where: str, path: str) -> dict:
         kind = fields[name].type
         if not isinstance(value, _TOML_TYPES[kind]) or (kind is not bool and isinstance(value, bool)):
             raise UsageError("plan", f"{path}: {where}: {name} = {value!r} is not a {kind.__name__}",
-                            "fix its type")
+                             "fix its type")
     return {name: float(value) if fields[name].type is float else value
             for name, value in raw.items()}
 
@@ -113,12 +113,12 @@ def _parse(raw: dict, path: str) -> Plan:
     raw = dict(_fields(Plan, raw, "the plan", path))
     if raw["model"] not in PRESETS:
         raise UsageError("plan", f"{path}: model {raw['model']!r} is not a preset",
-                        f"use one of {', '.join(PRESETS)}")
+                         f"use one of {', '.join(PRESETS)}")
     phases = []
     for index, entry in enumerate(raw["phases"], 1):
         if not isinstance(entry, dict):
             raise UsageError("plan", f"{path}: phases entry {index} is not a table",
-                            "write each phase as a [[phases]] table")
+                             "write each phase as a [[phases]] table")
         phase = Phase(**_fields(Phase, entry, f"phase {index}", path))
         _check_phase(phase, f"{path}: phase {index} ({phase.name})")
         phases.append(phase)
@@ -127,7 +127,7 @@ def _parse(raw: dict, path: str) -> Plan:
     names = [p.name for p in phases]
     if len(set(names)) != len(names):
         raise UsageError("plan", f"{path}: phase names repeat ({', '.join(names)})",
-                        "give each phase its own name: it names its checkpoint directory")
+                         "give each phase its own name: it names its checkpoint directory")
     raw["phases"] = tuple(phases)
     _check_engine(raw.get("engine") or {}, path)
     return Plan(**raw)
@@ -138,7 +138,7 @@ def _check_engine(engine: dict, path: str) -> None:
     unknown = sorted(set(engine) - allowed)
     if unknown:
         raise UsageError("plan", f"{path}: [engine] has unknown setting(s) {', '.join(unknown)}",
-                        f"use only {', '.join(sorted(allowed))}")
+                         f"use only {', '.join(sorted(allowed))}")
 
 
 def _check_phase(phase: Phase, where: str) -> None:
@@ -179,8 +179,8 @@ def fit(phase: Phase, replicas: int, micro_batch_size: int) -> FittedPhase:
         fitting = [m for m in range(1, min(phase.global_batch_size // replicas, 4096) + 1)
                    if phase.global_batch_size % (m * replicas) == 0]
         raise UsageError("micro_batch_size",
-                        f"{micro_batch_size} per replica x {replicas} replicas does not divide "
-                        f"{phase.name}'s global batch {phase.global_batch_size}",
-                        f"use one of {', '.join(map(str, fitting[-6:]))} (the largest that fits "
-                        f"memory)")
+                         f"{micro_batch_size} per replica x {replicas} replicas does not divide "
+                         f"{phase.name}'s global batch {phase.global_batch_size}",
+                         f"use one of {', '.join(map(str, fitting[-6:]))} (the largest that fits "
+                         f"memory)")
     return FittedPhase(phase, micro_batch_size, replicas, phase.global_batch_size // per_step)

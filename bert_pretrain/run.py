@@ -48,8 +48,8 @@ def ensure_data(plan, data_dir: str, corpus: str, eval_corpus: str, vocab_size: 
                 continue
             if not source:
                 raise UsageError("corpus", f"{directory} holds no finished data",
-                                "pass --corpus (and --eval_corpus) to make it, or --data_dir "
-                                "pointing at data made by bert-pretrain-data")
+                                 "pass --corpus (and --eval_corpus) to make it, or --data_dir "
+                                 "pointing at data made by bert-pretrain-data")
             log(f"making {directory} from {source} (length {phase.max_seq_length})")
             create_pretraining_data(Options(
                 input=source, output_dir=directory, vocab_file=vocab_file, vocab_size=vocab_size,
@@ -70,7 +70,7 @@ def run(options: RunOptions, make_strategy, log=print) -> list:
         sizes = [_batch_size(size) for size in options.phase_batch_sizes]
         if len(sizes) != len(plan.phases):
             raise UsageError("phase_batch_sizes", f"{len(sizes)} sizes for {len(plan.phases)} "
-                            "phases", "give one global batch size per phase")
+                             "phases", "give one global batch size per phase")
         plan = dataclasses.replace(plan, phases=tuple(
             plans.rescale(phase, size) for phase, size in zip(plan.phases, sizes)))
     strategy = make_strategy()
@@ -95,7 +95,10 @@ def run(options: RunOptions, make_strategy, log=print) -> list:
 
 def _batch_size(text) -> int:
     try:
-        return int(text)
+        size = int(text)
     except ValueError:
-        raise UsageError("phase_batch_sizes", f"{text!r} is not a whole number",
-                         "give one global batch size per phase, e.g. 1024,512") from None
+        size = 0
+    if size < 1:
+        raise UsageError("phase_batch_sizes", f"{text!r} is not a positive whole number",
+                         "give one global batch size per phase, e.g. 1024,512")
+    return size

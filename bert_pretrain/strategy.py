@@ -48,8 +48,8 @@ def tpu_strategy(tpu: str, zone: str = "", project: str = "") -> tf.distribute.T
         where = "no TPU is attached to this machine" if tpu == "local" else f"TPU {tpu!r} could not be reached"
         detail = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
         raise UsageError("tpu", f"{where} ({type(error).__name__}: {detail})",
-                        "use --tpu=local on a one-host TPU VM, or the TPU's name (with --tpu_zone and "
-                        "--tpu_project) on worker 0 of a slice whose workers run the TPU runtime") from None
+                         "use --tpu=local on a one-host TPU VM, or the TPU's name (with --tpu_zone and "
+                         "--tpu_project) on worker 0 of a slice whose workers run the TPU runtime") from None
     return tf.distribute.TPUStrategy(resolver)
 
 
@@ -69,7 +69,7 @@ def _wait_until_healthy(tpu: str, zone: str, project: str) -> None:
     state = client.state()
     if not client.recoverable():
         raise UsageError("tpu", f"TPU {tpu!r} is {state}", "recreate it (python scripts/tpu.py recover ...); "
-                        "training resumes from the last checkpoint")
+                         "training resumes from the last checkpoint")
     client.wait_for_healthy(timeout_s=HEALTH_TIMEOUT_S, interval=HEALTH_INTERVAL_S)
 
 

@@ -16,7 +16,7 @@ import time
 import tensorflow as tf
 import tf_keras
 
-from bert_pretrain import datasets, metrics
+from bert_pretrain import atomic, datasets, metrics
 from bert_pretrain import model as model_lib
 from bert_pretrain.config import ModelConfig, TrainConfig
 from bert_pretrain.errors import UsageError
@@ -50,7 +50,8 @@ class NonFiniteError(RuntimeError):
 
 class DynamicLossScale:
     """float16's loss scale: halved on a step with non-finite gradients, doubled after
-    GROWTH_INTERVAL finite steps in a row; 1 and never changed under other precisions.
+    GROWTH_INTERVAL finite steps in a row; 1 and never changed under other precisions, where
+    `good_steps` still counts finite steps in a row.
 
     tf_keras' LossScaleOptimizer does the same inside `apply_gradients`, on the gradients it is
     given, through a cross-replica merge call. Here the finite check must come after gradients
@@ -68,6 +69,7 @@ class DynamicLossScale:
 
     def update(self, finite) -> None:
         if not self.enabled:
+            self.good_steps.assign(tf.where(finite, self.good_steps + 1, 0))
             return
         grow = finite & (self.good_steps + 1 >= self.GROWTH_INTERVAL)
         self.scale.assign(self.scale * tf.where(finite, tf.where(grow, 2.0, 1.0), 0.5))
@@ -304,7 +306,6 @@ class Trainer:
                             signatures={"serving_default": serve})
 
 
-
 class _PreemptionFlag:
     """SIGTERM (preemption notice) only sets a flag; the loop saves at the next host call."""
 
@@ -367,9 +368,8 @@ def _check_model_dir(model_dir: str, model_config: ModelConfig) -> None:
                             if found.get(k) != wanted[k])
         if changed:
             raise UsageError("model_dir", f"{model_dir} holds a checkpoint of another model ({changed})",
-                            "use a new --model_dir or the same model flags")
+                             "use a new --model_dir or the same model flags")
         return
     tf.io.gfile.makedirs(model_dir)
-    with tf.io.gfile.GFile(path, "w") as handle:
-        handle.write(json.dumps(wanted, indent=1, sort_keys=True) + "\n")
+    atomic.write_text(path, json.dumps(wanted, indent=1, sort_keys=True) + "\n")
 

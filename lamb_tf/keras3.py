@@ -9,7 +9,7 @@ import keras
 from keras import ops
 
 from lamb_tf.algorithm import ArrayOps
-from lamb_tf.layerwise import LambArguments, LarsArguments, LayerwiseOptimizer, stack_groups
+from lamb_tf.layerwise import LambConstructor, LarsConstructor, LayerwiseOptimizer, stack_groups
 
 
 def _sums_of_squares(a, b, axes):
@@ -107,7 +107,7 @@ class _LayerwiseOptimizer(LayerwiseOptimizer, keras.optimizers.Optimizer):
 
 
 @keras.saving.register_keras_serializable(package="lamb_tf")
-class LAMB(LambArguments, _LayerwiseOptimizer):
+class LAMB(LambConstructor, _LayerwiseOptimizer):
     """LAMB: layer-wise adaptive moments (You et al. 2020, Algorithm 2).
 
     Adam's direction plus weight decay, rescaled per variable by the trust ratio
@@ -129,6 +129,7 @@ class LAMB(LambArguments, _LayerwiseOptimizer):
             (global_clipnorm=1.0) and apply the ratio to every variable.
         record_trust_ratios: keep ‖x‖, ‖update‖ and the ratio of the last step per variable,
             readable with `trust_ratios()` (for TensorBoard); costs three floats per variable.
+        name: the optimizer's name; None gives "lamb" ("LAMB" in the tf_keras flavour).
         **kwargs: the base class options (`clipnorm`, `global_clipnorm`, `clipvalue`,
             `use_ema`, `loss_scale_factor`, `gradient_accumulation_steps`, ...). Clipping is
             applied to the gradients summed across replicas.
@@ -142,7 +143,7 @@ class LAMB(LambArguments, _LayerwiseOptimizer):
 
 
 @keras.saving.register_keras_serializable(package="lamb_tf")
-class LARS(LarsArguments, _LayerwiseOptimizer):
+class LARS(LarsConstructor, _LayerwiseOptimizer):
     """LARS: layer-wise adaptive rate scaling with momentum (You et al. 2020, Algorithm 1).
 
     m ← β1·m + (1-β1)·(g + λx);  x ← x - η·φ(‖x‖)/‖m‖·m.
@@ -152,6 +153,7 @@ class LARS(LarsArguments, _LayerwiseOptimizer):
         momentum: β1, in [0, 1).
         weight_decay, exclude_from_weight_decay, exclude_from_layer_adaptation, phi_min,
         phi_max, min_trust_ratio, max_trust_ratio, record_trust_ratios, **kwargs: as in `LAMB`.
+        name: None gives "lars" ("LARS" in the tf_keras flavour).
     """
 
     _default_name = "lars"

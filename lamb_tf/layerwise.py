@@ -3,8 +3,8 @@
 `LayerwiseOptimizer` is mixed into each flavour's Keras base class. It owns what does not depend
 on the flavour: one plan per variable (decay? trust ratio?), stacking small variables, the float32
 update through the paper's rule (`lamb_tf.algorithm`), and trust-ratio diagnostics. A flavour
-implements the four hooks declared below for its kind of variable. `LambArguments` and
-`LarsArguments` are the constructors both flavours expose, written once.
+implements the four hooks declared below for its kind of variable. `LambConstructor` and
+`LarsConstructor` are the constructors both flavours expose, written once.
 """
 
 import dataclasses
@@ -189,7 +189,7 @@ class LayerwiseOptimizer:
         return stats
 
 
-class LambArguments:
+class LambConstructor:
     """LAMB's constructor in both flavours; the arguments are documented on `keras3.LAMB`.
 
     A flavour's class sets `_default_name`. The base `__init__` it calls takes
@@ -209,7 +209,7 @@ class LambArguments:
         super().__init__(learning_rate, options, name or self._default_name, **kwargs)
 
 
-class LarsArguments:
+class LarsConstructor:
     """LARS's constructor in both flavours; the arguments are documented on `keras3.LARS`."""
 
     _update_rule = staticmethod(lars_update)

@@ -11,7 +11,7 @@ import tf_keras
 
 from lamb_tf import xla_sums
 from lamb_tf.algorithm import ArrayOps
-from lamb_tf.layerwise import LambArguments, LarsArguments, LayerwiseOptimizer, stack_groups
+from lamb_tf.layerwise import LambConstructor, LarsConstructor, LayerwiseOptimizer, stack_groups
 
 TF_OPS = ArrayOps(sqrt=tf.sqrt, sum=tf.reduce_sum, cast=tf.cast, stack=tf.stack,
                   reshape=tf.reshape, unstack=tf.unstack, where=tf.where, minimum=tf.minimum,
@@ -117,7 +117,7 @@ class _LayerwiseOptimizer(LayerwiseOptimizer, tf_keras.optimizers.Optimizer):
 
 
 @tf_keras.saving.register_keras_serializable(package="lamb_tf")
-class LAMB(LambArguments, _LayerwiseOptimizer):
+class LAMB(LambConstructor, _LayerwiseOptimizer):
     """LAMB (You et al. 2020, Algorithm 2) for tf_keras; arguments as `lamb_tf.keras3.LAMB`.
 
     Exclusion patterns are searched in the variable's name without its `:0` suffix, e.g.
@@ -129,7 +129,7 @@ class LAMB(LambArguments, _LayerwiseOptimizer):
 
 
 @tf_keras.saving.register_keras_serializable(package="lamb_tf")
-class LARS(LarsArguments, _LayerwiseOptimizer):
+class LARS(LarsConstructor, _LayerwiseOptimizer):
     """LARS (You et al. 2020, Algorithm 1) for tf_keras; arguments as `lamb_tf.keras3.LARS`."""
 
     _default_name = "LARS"

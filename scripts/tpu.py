@@ -207,7 +207,7 @@ def _check_train_flags(extra: list[str]) -> None:
         name = arg[2:].split("=")[0]
         if name in RESERVED or (name.startswith("no") and name[2:] in RESERVED):
             raise UsageError(f"--{name}", "cannot be passed after `--`: tpu.py sets the plan, the directories and "
-                            "the TPU itself (pass them as tpu.py flags), and reads no flag files. Nothing was run")
+                             "the TPU itself (pass them as tpu.py flags), and reads no flag files. Nothing was run")
 
 
 def _validated(action: str, extra: list[str]) -> Controller:

@@ -95,11 +95,11 @@ def test_no_import_cycles():
 
 def test_only_the_commands_read_flags():
     """A module below the commands takes plain arguments: none imports absl's flags, so none can
-    read a flag another module defines (`console` only formats the help of the flags it is given)."""
+    read a flag another module defines."""
     readers = sorted(name for name, path in MODULES.items()
                      if re.search(r"^\s*(from absl import .*\bflags\b|import absl\.flags)",
                                   path.read_text(encoding="utf-8"), flags=re.M))
-    assert readers == ["bert_pretrain.cli", "bert_pretrain.console", "bert_pretrain.data.cli"]
+    assert readers == ["bert_pretrain.cli", "bert_pretrain.data.cli"]
 
 
 def test_the_checker_sees_upward_and_lazy_imports(tmp_path):

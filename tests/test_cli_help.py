@@ -1,6 +1,7 @@
 """Each command's --help lists its own flags, with defaults, in the README's groups; TensorFlow's
 log lines stay hidden unless --verbose."""
 
+import logging
 import os
 import re
 import subprocess
@@ -83,8 +84,14 @@ def test_a_usage_error_is_one_line_without_tensorflow_noise(tmp_path):
 
 
 def test_verbose_leaves_tensorflow_logging_alone(monkeypatch):
-    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
-    console.quiet_tensorflow(["bert-pretrain", "run", "--verbose"])
-    assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ
-    console.quiet_tensorflow(["bert-pretrain", "run"])
+    """absl's spellings of a true --verbose keep TensorFlow's C++ log level; the last one wins."""
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")   # restored after the test
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL")
+    monkeypatch.setattr(console, "sys", type("NoTensorFlow", (), {"modules": {}}))
+    logger = logging.getLogger("tensorflow")
+    monkeypatch.setattr(logger, "level", logger.level)   # restored after the test
+    for argv in (["run", "--verbose"], ["run", "--verbose=TRUE"], ["run", "--noverbose", "--verbose=1"]):
+        console.quiet_tensorflow(["bert-pretrain", *argv])
+        assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ, argv
+    console.quiet_tensorflow(["bert-pretrain", "run", "--verbose", "--noverbose"])
     assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"

@@ -12,6 +12,8 @@ __all__ = ["Options", "create_pretraining_data"]
 
 
 def __getattr__(name):
-    if name in __all__:
-        return getattr(importlib.import_module("bert_pretrain.data.create"), name)
+    if name == "Options":
+        return importlib.import_module("bert_pretrain.data.options").Options
+    if name == "create_pretraining_data":
+        return importlib.import_module("bert_pretrain.data.create").create_pretraining_data
     raise AttributeError(f"module 'bert_pretrain.data' has no attribute {name!r}")

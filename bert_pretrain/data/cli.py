@@ -51,7 +51,8 @@ HELP_GROUPS = [
     ("vocab", ["vocab_file", "vocab_size", "vocab_sample_mb", "do_lower_case"]),
     ("instances", ["max_seq_length", "max_predictions_per_seq", "masked_lm_prob", "short_seq_prob",
                    "dupe_factor", "do_whole_word_mask", "random_seed", "feature_names"]),
-    ("shards and processes", ["num_shards", "block_bytes", "workers", "verbose"]),
+    ("shards and processes", ["num_shards", "block_bytes", "workers"]),
+    ("console", ["verbose"]),
 ]
 
 
@@ -59,7 +60,7 @@ def main(argv=None) -> None:
     """Console-script entry point."""
     argv = list(sys.argv if argv is None else argv)
     if console.wants_help(argv):
-        print(console.help_text(__doc__, HELP_GROUPS), end="")
+        print(console.help_text(__doc__, HELP_GROUPS, flags.FLAGS), end="")
         return
     console.quiet_tensorflow(argv)
     app.run(_run, argv=argv)

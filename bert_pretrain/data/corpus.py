@@ -92,7 +92,7 @@ class BuiltinSource:
     def __init__(self, name: str):
         if name not in builtin_corpus.NAMES:
             raise UsageError("input", f"unknown built-in corpus {name!r}",
-                            f"use one of {', '.join('builtin:' + n for n in builtin_corpus.NAMES)}")
+                             f"use one of {', '.join('builtin:' + n for n in builtin_corpus.NAMES)}")
         self.name = name
         self._documents = builtin_corpus.load(name)
         self.sizes = [sum(len(s.encode()) + 1 for s in d) + 1 for d in self._documents]
@@ -113,7 +113,7 @@ def open_source(input_spec: str, text_format: str = "bert"):
     patterns = [p.strip() for p in input_spec.split(",") if p.strip()]
     if not patterns:
         raise UsageError("input", "no input given",
-                        "pass text files or globs, comma-separated, or builtin:python-docs")
+                         "pass text files or globs, comma-separated, or builtin:python-docs")
     return FileSource(patterns, text_format)
 
 
@@ -125,11 +125,11 @@ def resolve_paths(patterns: list[str]) -> list[str]:
             matches = sorted(tf.io.gfile.glob(pattern))
         except tf.errors.OpError as error:
             raise UsageError("input", f"cannot list {pattern!r} ({error.message})",
-                            "check the path and your credentials") from None
+                             "check the path and your credentials") from None
         matches = [m for m in matches if not tf.io.gfile.isdir(m)]
         if not matches:
             raise UsageError("input", f"{pattern!r} matches no file",
-                            "check the path or glob (quote it so the shell does not expand it)")
+                             "check the path or glob (quote it so the shell does not expand it)")
         paths.extend(matches)
     for path in paths:
         try:
@@ -137,7 +137,7 @@ def resolve_paths(patterns: list[str]) -> list[str]:
                 handle.read(1)
         except tf.errors.OpError as error:
             raise UsageError("input", f"cannot read {path!r} ({error.message})",
-                            "fix the file's permissions or drop it from --input") from None
+                             "fix the file's permissions or drop it from --input") from None
     return paths
 
 

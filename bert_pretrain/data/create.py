@@ -26,15 +26,16 @@ from typing import Iterator
 
 import tensorflow as tf
 
+from bert_pretrain import atomic
 from bert_pretrain.data import corpus as corpus_lib
 from bert_pretrain.data import metadata as metadata_lib
 from bert_pretrain.data import tfrecords
 from bert_pretrain.data import vocab as vocab_lib
-from bert_pretrain.errors import UsageError
 from bert_pretrain.data.instances import InstanceConfig
 from bert_pretrain.data.options import Options
 from bert_pretrain.data.progress import Progress
 from bert_pretrain.data.worker import BlockProcessor, BlockStats, WorkerConfig
+from bert_pretrain.errors import UsageError
 
 VOCAB_FILENAME = "vocab.txt"
 
@@ -92,13 +93,13 @@ def _prepare_output_dir(options: Options, settings: dict) -> None:
         tf.io.gfile.makedirs(options.output_dir)
     except tf.errors.OpError as error:
         raise UsageError("output_dir", f"cannot create {options.output_dir!r} ({error.message})",
-                        "choose a writable directory") from None
+                         "choose a writable directory") from None
     existing = metadata_lib.read(options.output_dir)
     ours = [n for n in tf.io.gfile.listdir(options.output_dir)
             if n.startswith("pretrain-") or n in (metadata_lib.FILENAME, VOCAB_FILENAME)]
     if existing is None and any(n.startswith("pretrain-") for n in ours) and not options.overwrite:
         raise UsageError("overwrite", f"{options.output_dir} holds shards without {metadata_lib.FILENAME}",
-                        "pass --overwrite to replace them, or choose another --output_dir")
+                         "pass --overwrite to replace them, or choose another --output_dir")
     if options.overwrite:
         for name in ours:
             path = os.path.join(options.output_dir, name)
@@ -114,7 +115,8 @@ def _resolve_vocab(options: Options, source, given: vocab_lib.Vocab | None) -> v
     target = os.path.join(options.output_dir, VOCAB_FILENAME)
     if given:
         if os.path.normpath(options.vocab_file) != os.path.normpath(target):
-            tf.io.gfile.copy(options.vocab_file, target, overwrite=True)
+            with atomic.replacing(target) as temporary:
+                tf.io.gfile.copy(options.vocab_file, temporary, overwrite=True)
         return given
     if tf.io.gfile.exists(target):
         return vocab_lib.load_vocab(target)
@@ -144,8 +146,8 @@ def create_pretraining_data(options: Options) -> dict:
     num_blocks = sum(1 for _ in blocks(source, options.block_bytes, read_stats))
     if read_stats.documents == 0:
         raise UsageError("input", "the input holds no document with two or more sentences",
-                        "give text with one sentence per line and a blank line between documents "
-                        "(or --input_format=paragraphs)")
+                         "give text with one sentence per line and a blank line between documents "
+                         "(or --input_format=paragraphs)")
     bounds = [s * num_blocks // options.num_shards for s in range(options.num_shards + 1)]
     metadata = metadata_lib.read(options.output_dir) or {}
     metadata.update(settings=settings, complete=False, input=dataclasses.asdict(read_stats),

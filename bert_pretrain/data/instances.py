@@ -22,7 +22,7 @@ random streams differ from the reference (it is not reproducible across machines
 distributions are the same, e.g. the tokens cut from the front follow Binomial(k, 1/2) exactly as k
 coin flips would.
 
-"Random other document" is drawn from the documents of the same block (see `pipeline`): a bounded
+"Random other document" is drawn from the documents of the same block (see `create`): a bounded
 pool instead of the whole corpus, which is what lets the tool stream.
 """
 

@@ -54,8 +54,8 @@ def refuse_other_settings(output_dir: str, settings: dict, existing: dict | None
     if existing is not None and existing.get("settings") != settings:
         changed = settings_differences(existing.get("settings", {}), settings)
         raise UsageError("overwrite", f"{output_dir} holds data made with other settings "
-                        f"({', '.join(changed)} differ)",
-                        "pass --overwrite to replace it, or choose another --output_dir")
+                         f"({', '.join(changed)} differ)",
+                         "pass --overwrite to replace it, or choose another --output_dir")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +87,11 @@ class Metadata:
         """"v1" (google-research names) or "v2" (Model Garden's)."""
         return self.raw.get("settings", {}).get("feature_names", "v1")
 
+    @property
+    def instances(self) -> int | None:
+        """Records in the whole directory."""
+        return self.raw.get("counts", {}).get("instances")
+
     def record_counts(self, files) -> tuple[int, ...] | None:
         """Records in each of `files` (shards of this directory), or None if any is not listed."""
         shards = self.raw.get("shards", {})
@@ -95,4 +100,3 @@ class Metadata:
 
     def check_compatible(self, **expected) -> None:
         check_compatible(self.raw, **expected)
-

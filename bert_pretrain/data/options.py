@@ -27,6 +27,6 @@ class Options:
     feature_names: str = "v1"
     num_shards: int = 8
     block_bytes: int = 256 * 1024
-    workers: int = 0            # 0: one per core unless the job is small, see _default_workers
+    workers: int = 0            # 0: one per core unless the job is small, see create._default_workers
     overwrite: bool = False
     progress: bool = True

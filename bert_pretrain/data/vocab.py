@@ -44,16 +44,16 @@ def load_vocab(path: str, flag: str = "vocab_file") -> Vocab:
             data = handle.read()
     except tf.errors.OpError as error:
         raise UsageError(flag, f"cannot read {path!r} ({error.message})",
-                        "give an existing vocab file, or omit the flag to learn one from the input") from None
+                         "give an existing vocab file, or omit the flag to learn one from the input") from None
     tokens = tuple(line.strip() for line in data.decode("utf-8", errors="replace").splitlines())
     missing = [t for t in RESERVED_TOKENS if t not in tokens]
     if missing:
         raise UsageError(flag, f"{path} lacks the reserved token(s) {' '.join(missing)}",
-                        f"add them (one per line, {' '.join(RESERVED_TOKENS)} at the top) or omit the "
-                        "flag to learn a vocab")
+                         f"add them (one per line, {' '.join(RESERVED_TOKENS)} at the top) or omit the "
+                         "flag to learn a vocab")
     if tokens[0] != "[PAD]":
         raise UsageError(flag, f"{path} has {tokens[0]!r} at id 0 but padding uses id 0",
-                        "put [PAD] on the first line")
+                         "put [PAD] on the first line")
     return Vocab(path, tokens, hashlib.sha256(data).hexdigest())
 
 

@@ -43,7 +43,7 @@ train_steps = 3
 learning_rate = 5e-3
 warmup_steps = 1
 """
-ENGINE = {"steps_per_loop": 1, "checkpoint_every": 1, "seed": 7}
+TRAINING = {"steps_per_loop": 1, "checkpoint_every": 1, "seed": 7}
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def plan(tmp_path, carry=False, two_phases=True):
 
 def run(tmp_path, data_dir, model_dir, **kwargs):
     return phases.run_plan(plan(tmp_path, **kwargs), data_dir, str(model_dir),
-                           tf.distribute.get_strategy(), micro_batch_size=8, training=ENGINE,
+                           tf.distribute.get_strategy(), micro_batch_size=8, training=TRAINING,
                            log=lambda line: None)
 
 
@@ -102,7 +102,7 @@ def test_phase_two_starts_from_phase_one(tmp_path, data_dir, carry):
     trainer = phases.Trainer(
         phases._model_config(two, spec.vocab_size),
         phases.TrainConfig(train_steps=3, global_batch_size=8, learning_rate=5e-3, warmup_steps=1,
-                           accumulation_steps=fitted.accumulation_steps, **ENGINE),
+                           accumulation_steps=fitted.accumulation_steps, **TRAINING),
         tf.distribute.get_strategy(), str(tmp_path / "phase2"))
     previous = tf.train.latest_checkpoint(str(model_dir / "phase1"))
     phases._start_from(trainer, previous, carry)

@@ -23,8 +23,9 @@ def test_halves_on_overflow_and_doubles_after_the_growth_interval(monkeypatch):
         (s, 1), (s / 2, 0), (s / 4, 0)]
 
 
-def test_other_precisions_keep_a_scale_of_one():
-    assert run(DynamicLossScale(enabled=False), [True, False, True]) == [(1.0, 0)] * 3
+def test_other_precisions_keep_a_scale_of_one_and_count_finite_steps():
+    assert run(DynamicLossScale(enabled=False), [True, True, False, True]) == [
+        (1.0, 1), (1.0, 2), (1.0, 0), (1.0, 1)]
 
 
 def test_defaults_are_tf_keras_loss_scale_optimizers():

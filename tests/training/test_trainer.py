@@ -1,7 +1,6 @@
 """The training step against invariants: accumulation equals one big batch, a non-finite step leaves
 weights and slots untouched, repeated ones stop the run with the last good checkpoint intact."""
 
-import os
 
 import numpy as np
 import pytest
