@@ -10,7 +10,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["lamb_tf", "lamb_tf.*", "bert_pretrain", "bert_pretrain.*"]),
-    package_data={"bert_pretrain": ["plans/*.toml"]},
+    package_data={"bert_pretrain": ["plans/*.toml", "plans/finetune/*.toml"]},
     install_requires=[
         "tensorflow>=2.20,<2.21",
         "tf-keras>=2.20,<2.21",

@@ -30,6 +30,24 @@ flags.DEFINE_integer("micro_batch_size", 0, "Sequences per replica per accumulat
 flags.DEFINE_list("phase_batch_sizes", [], "Global batch per phase instead of the plan's; the "
                   "learning rate scales by the square root, the steps keep the epochs.")
 
+# ----- bert-pretrain finetune -----
+flags.DEFINE_enum("task", None, ["squad1.1", "classification", "docstrings"], "What to fine-tune on: SQuAD v1.1 "
+                  "JSON, TSV classification, or the built-in docstring task.")
+flags.DEFINE_string("init_from", "", "A pretraining --model_dir (for a plan: one phase's directory) or an "
+                    "--export_dir; empty: random initialisation (--preset, --vocab_file).")
+flags.DEFINE_string("output_dir", None, "Fine-tuned weights, results.json, predictions; a restart resumes here.")
+flags.DEFINE_string("train_file", "", "Training file: SQuAD JSON or TSV.")
+flags.DEFINE_string("eval_file", "", "Evaluation file: SQuAD dev JSON or TSV.")
+flags.DEFINE_enum("tsv_layout", "text", ["mnli", "sst2", "mrpc", "cola", "qqp", "text", "text_pair"],
+                  "Columns of the TSV files: a GLUE task's, or text[<TAB>text_b]<TAB>label.")
+flags.DEFINE_string("vocab_file", "", "Default: the vocab beside the pretrained checkpoints (must match).")
+flags.DEFINE_bool("do_lower_case", None, "Default: as the pretraining data (must match).")
+flags.DEFINE_float("epochs", None, "Passes over the training set (default: the task's recipe).")
+flags.DEFINE_integer("batch_size", None, "Global batch (default: the task's recipe).")
+flags.DEFINE_float("warmup_proportion", None, "Share of the steps warming up (default: the recipe's).")
+flags.DEFINE_integer("doc_stride", None, "SQuAD: tokens between the starts of a context's windows.")
+flags.DEFINE_integer("max_query_length", None, "SQuAD: question tokens kept.")
+
 # ----- bert-pretrain train: data and model -----
 flags.DEFINE_string("train_files", None, "Comma-separated globs of training TFRecords (local or gs://).")
 flags.DEFINE_string("eval_files", "", "Held-out TFRecords, evaluated every --eval_every steps and at the end.")
@@ -97,14 +115,28 @@ HELP_GROUPS = {
               ("devices", DEVICE_FLAGS),
               ("console", ["verbose"])],
 }
+FINETUNE_RECIPE_FLAGS = ["learning_rate", "epochs", "batch_size", "warmup_proportion", "max_seq_length",
+                         "doc_stride", "max_query_length"]
+HELP_GROUPS["finetune"] = [
+    ("task", ["task", "train_file", "eval_file", "tsv_layout", "output_dir"]),
+    ("model", ["init_from", "vocab_file", "do_lower_case", "preset", "num_layers", "hidden_size", "num_heads",
+               "dropout"]),
+    ("recipe (defaults: bert_pretrain/plans/finetune/<task>.toml)",
+     FINETUNE_RECIPE_FLAGS + ["optimizer", "weight_decay", "precision", "seed", "xla"]),
+    ("devices", DEVICE_FLAGS),
+    ("console", ["verbose"]),
+]
 USAGE = {
+    "finetune": "bert-pretrain finetune --task=squad1.1|classification|docstrings --init_from=MODEL_DIR "
+                "--output_dir=DIR [flags]:\nfine-tune a pretrained encoder and score it on the evaluation file.",
     "run": "bert-pretrain run [flags]: a plan from text to a trained model (data, every phase, a plot).\n"
            "With no flags: the demo plan on Python's own documentation, under runs/demo.",
     "train": "bert-pretrain train --train_files=GLOB --model_dir=DIR [flags]: one phase on existing data.",
 }
 COMMANDS_USAGE = ("usage: bert-pretrain COMMAND [flags]\n\ncommands:\n"
-                  "  run     a whole plan: data, every phase, a plot (bert-pretrain run --help)\n"
-                  "  train   one phase on existing TFRecords (bert-pretrain train --help)\n")
+                  "  run       a whole plan: data, every phase, a plot (bert-pretrain run --help)\n"
+                  "  train     one phase on existing TFRecords (bert-pretrain train --help)\n"
+                  "  finetune  fine-tune and score a pretrained encoder (bert-pretrain finetune --help)\n")
 
 
 def make_strategy():
@@ -159,7 +191,9 @@ def train() -> dict:
     trainer, job = build_trainer()
     result = trainer.train(job.train_data, job.eval_data)
     if FLAGS.export_dir and int(trainer.step.numpy()) >= FLAGS.train_steps:
-        trainer.export(FLAGS.export_dir)
+        from bert_pretrain import export
+
+        export.export(trainer.model, trainer.model_config, FLAGS.model_dir, FLAGS.export_dir)
     return result
 
 
@@ -175,7 +209,44 @@ def run() -> list:
         phase_batch_sizes=tuple(FLAGS.phase_batch_sizes), training=training), make_strategy)
 
 
-COMMANDS = {"train": train, "run": run}
+def finetune() -> dict:
+    """`bert-pretrain finetune`: one task, from a pretrained encoder (or a random one) to scores."""
+    from bert_pretrain import config as config_lib
+    from bert_pretrain.errors import UsageError
+    from bert_pretrain.finetune import encoder, loop, tasks
+
+    if not FLAGS.task or not FLAGS.output_dir:
+        raise UsageError("task" if not FLAGS.task else "output_dir", "is required", "see bert-pretrain finetune --help")
+    recipe = tasks.recipe(FLAGS.task)
+    chosen = {name: FLAGS[name].value if FLAGS[name].present else recipe.get(name)
+              for name in FINETUNE_RECIPE_FLAGS}
+    if FLAGS.init_from:
+        pretrained = encoder.from_directory(FLAGS.init_from, FLAGS.dropout)
+    else:
+        if not FLAGS.vocab_file:
+            raise UsageError("vocab_file", "is required without --init_from (a random encoder)",
+                             "pass the vocab of the data, or --init_from=a pretraining model_dir")
+        from bert_pretrain.data import vocab as vocab_lib
+
+        vocab_size = len(vocab_lib.load_vocab(FLAGS.vocab_file).tokens)
+        pretrained = encoder.Pretrained(config_lib.from_preset(
+            FLAGS.preset, vocab_size, FLAGS.dropout, num_layers=FLAGS.num_layers, hidden_size=FLAGS.hidden_size,
+            num_heads=FLAGS.num_heads), None, None)
+    config = loop.FinetuneConfig(
+        epochs=chosen["epochs"], batch_size=chosen["batch_size"], learning_rate=chosen["learning_rate"],
+        warmup_proportion=chosen["warmup_proportion"],
+        optimizer=FLAGS.optimizer if FLAGS["optimizer"].present else "adamw",
+        weight_decay=FLAGS.weight_decay, precision=FLAGS.precision, seed=FLAGS.seed, xla=FLAGS.xla)
+    options = tasks.FinetuneOptions(
+        task=FLAGS.task, output_dir=FLAGS.output_dir, pretrained=pretrained, config=config,
+        max_seq_length=chosen["max_seq_length"], train_file=FLAGS.train_file, eval_file=FLAGS.eval_file,
+        tsv_layout=FLAGS.tsv_layout, vocab_file=FLAGS.vocab_file,
+        do_lower_case=FLAGS.do_lower_case, doc_stride=chosen["doc_stride"] or 128,
+        max_query_length=chosen["max_query_length"] or 64)
+    return tasks.finetune(options, make_strategy())
+
+
+COMMANDS = {"train": train, "run": run, "finetune": finetune}
 
 
 def _main(argv):

@@ -7,7 +7,7 @@ plan (`phases`). Both call `build_trainer`, so a check added here holds for both
 
 import dataclasses
 
-from bert_pretrain import datasets
+from bert_pretrain import datasets, vocab_record
 from bert_pretrain.config import ModelConfig, TrainConfig
 from bert_pretrain.trainer import Trainer
 
@@ -33,8 +33,12 @@ def data_from_globs(patterns: str, max_seq_length: int, max_predictions_per_seq:
 
 def build_trainer(job: Job, strategy) -> Trainer:
     """Checks the data against the model (metadata, then a scan of a sample), then builds the
-    Trainer, which checks the settings and the model_dir."""
+    Trainer, which checks the settings and the model_dir, and keeps the data's vocab beside the
+    checkpoints for fine-tuning (`vocab_record`)."""
     datasets.check_data(job.train_data, job.model.vocab_size, job.data_flag)
     if job.eval_data is not None:
         datasets.check_data(job.eval_data, job.model.vocab_size, job.eval_flag)
-    return Trainer(job.model, job.training, strategy, job.model_dir)
+    trainer = Trainer(job.model, job.training, strategy, job.model_dir)
+    if trainer.write_dir == job.model_dir:   # the chief
+        vocab_record.save(job.model_dir, job.train_data.metadata)
+    return trainer

@@ -42,6 +42,8 @@ class Plan:
     hidden_size: int = 0
     num_heads: int = 0
     engine: dict = None            # trainer settings (steps_per_loop, eval_every, ...); flags win
+    downstream: str = ""           # a built-in fine-tuning task to score the result on, against a
+                                   # random encoder ("docstrings"); "" = none
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +130,9 @@ def _parse(raw: dict, path: str) -> Plan:
     if len(set(names)) != len(names):
         raise UsageError("plan", f"{path}: phase names repeat ({', '.join(names)})",
                          "give each phase its own name: it names its checkpoint directory")
+    if raw.get("downstream", "") not in ("", "docstrings"):
+        raise UsageError("plan", f"{path}: downstream = {raw['downstream']!r} is not a built-in task",
+                         'use "docstrings" or leave it out')
     raw["phases"] = tuple(phases)
     _check_engine(raw.get("engine") or {}, path)
     return Plan(**raw)

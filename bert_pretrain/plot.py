@@ -52,3 +52,28 @@ def plot_run(phase_dirs: list, names: list, phase_steps: list, learning_rates: l
         figure.savefig(temporary, dpi=100)
     plt.close(figure)
     return path
+
+
+def plot_scores(scores: dict, title: str, path: str) -> str:
+    """Bars of {encoder: {metric: percent}}, one group per metric; written atomically."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(scores)
+    metrics = list(scores[names[0]])
+    figure, axis = plt.subplots(figsize=(6, 4))
+    width = 0.8 / len(names)
+    for k, name in enumerate(names):
+        values = [scores[name][metric] for metric in metrics]
+        bars = axis.bar([i + k * width for i in range(len(metrics))], values, width, label=name)
+        axis.bar_label(bars, fmt="%.1f")
+    axis.set_xticks([i + width * (len(names) - 1) / 2 for i in range(len(metrics))], metrics)
+    axis.set_ylabel("percent")
+    axis.set_title(title)
+    axis.legend()
+    figure.tight_layout()
+    with atomic.replacing(path, ".tmp.png") as temporary:
+        figure.savefig(temporary, dpi=100)
+    plt.close(figure)
+    return path

@@ -2,8 +2,9 @@
 
 Makes the phase data that is missing (from --corpus, one vocab for every phase), fits the plan to
 the replicas at hand (printing what it derived), trains the phases (`bert_pretrain.phases`) and
-plots the run. With no flags it is the README's demo: plan `demo` on the built-in corpus, held-out
-records from another built-in text, everything under runs/demo.
+plots the run; a plan with a `downstream` task then fine-tunes the result and a random encoder on
+it. With no flags it is the README's demo: plan `demo` on the built-in corpus, held-out records
+from another built-in text, the docstring task, everything under runs/demo.
 """
 
 import dataclasses
@@ -89,7 +90,9 @@ def run(options: RunOptions, make_strategy, log=print) -> list:
         for phase, result in zip(plan.phases, results):
             if "eval_mlm_accuracy" in result:
                 log(f"{phase.name} held-out: MLM accuracy {result['eval_mlm_accuracy']:.3f}, "
-                      f"NSP accuracy {result['eval_nsp_accuracy']:.3f}")
+                    f"NSP accuracy {result['eval_nsp_accuracy']:.3f}")
+        if plan.downstream:
+            _downstream(plan, model_dir, strategy, log)
     return results
 
 
@@ -102,3 +105,17 @@ def _batch_size(text) -> int:
         raise UsageError("phase_batch_sizes", f"{text!r} is not a positive whole number",
                          "give one global batch size per phase, e.g. 1024,512")
     return size
+
+
+def _downstream(plan, model_dir: str, strategy, log) -> None:
+    """Fine-tunes the last phase's encoder and a random one on the plan's built-in task; prints and
+    plots both scores."""
+    from bert_pretrain.finetune import tasks
+
+    scores = tasks.pretrained_against_random(plan.downstream, phases.phase_dir(model_dir, plan.phases[-1]),
+                                             os.path.join(model_dir, plan.downstream), strategy, log)
+    picture = plot.plot_scores(scores, f"{plan.downstream}: held-out score after fine-tuning",
+                               os.path.join(model_dir, f"{plan.name}-{plan.downstream}.png"))
+    pretrained, random = scores["pretrained"]["accuracy"], scores["random"]["accuracy"]
+    log(f"{plan.downstream} held-out accuracy: pretrained encoder {pretrained:.1f}%, random encoder "
+        f"{random:.1f}% (same budget); plot: {picture}")

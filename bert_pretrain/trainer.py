@@ -289,22 +289,6 @@ class Trainer:
                 f"non-finite gradients; the last good checkpoint is {self.manager.latest_checkpoint}; "
                 "lower --learning_rate, set --clip_norm or check the data")
 
-    def export(self, export_dir: str) -> None:
-        """The encoder as a Model Garden checkpoint (`encoder=...`, what fine-tuning's init_checkpoint
-        reads) and as a SavedModel."""
-        tf.train.Checkpoint(**self.model.checkpoint_items).write(os.path.join(export_dir, "pretrainer"))
-        encoder = self.model.encoder_network
-        ids = tf.TensorSpec([None, None], tf.int32)
-
-        @tf.function(input_signature=[ids, ids, ids])
-        def serve(input_word_ids, input_mask, input_type_ids):
-            outputs = encoder({"input_word_ids": input_word_ids, "input_mask": input_mask,
-                               "input_type_ids": input_type_ids}, training=False)
-            return {"sequence_output": outputs["sequence_output"], "pooled_output": outputs["pooled_output"]}
-
-        tf.saved_model.save(encoder, os.path.join(export_dir, "encoder_savedmodel"),
-                            signatures={"serving_default": serve})
-
 
 class _PreemptionFlag:
     """SIGTERM (preemption notice) only sets a flag; the loop saves at the next host call."""

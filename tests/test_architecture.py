@@ -26,9 +26,13 @@ TIERS = [
                    "bert_pretrain.data.create"]),
     ("training parts", ["bert_pretrain.config", "bert_pretrain.model", "bert_pretrain.record_order",
                         "bert_pretrain.datasets", "bert_pretrain.metrics", "bert_pretrain.strategy",
-                        "bert_pretrain.plans", "bert_pretrain.plot", "bert_pretrain.cloud_tpu"]),
-    ("training", ["bert_pretrain.trainer", "bert_pretrain.job"]),
-    ("plans end to end", ["bert_pretrain.phases", "bert_pretrain.run"]),
+                        "bert_pretrain.plans", "bert_pretrain.plot", "bert_pretrain.cloud_tpu",
+                        "bert_pretrain.vocab_record", "bert_pretrain.finetune",
+                        "bert_pretrain.finetune.metrics", "bert_pretrain.finetune.classification",
+                        "bert_pretrain.finetune.squad", "bert_pretrain.finetune.docstrings"]),
+    ("training", ["bert_pretrain.trainer", "bert_pretrain.job", "bert_pretrain.export",
+                  "bert_pretrain.finetune.encoder", "bert_pretrain.finetune.loop"]),
+    ("runs end to end", ["bert_pretrain.phases", "bert_pretrain.run", "bert_pretrain.finetune.tasks"]),
     ("commands", ["bert_pretrain.cli", "bert_pretrain.data.cli"]),
 ]
 TIER_OF = {module: index for index, (_, modules) in enumerate(TIERS) for module in modules}

@@ -41,11 +41,13 @@ def listed(help_text: str) -> list:
 def test_top_level_help_lists_the_commands():
     result = command("bert-pretrain", "--help")
     assert result.returncode == 0 and "Try --helpfull" not in result.stdout
-    assert re.search(r"^  run ", result.stdout, re.M) and re.search(r"^  train ", result.stdout, re.M)
+    assert [re.search(rf"^  {name} ", result.stdout, re.M) is not None
+            for name in ("run", "train", "finetune")] == [True] * 3
 
 
 @pytest.mark.parametrize("name, section", [("run", "## Pretraining: `bert-pretrain run`"),
-                                           ("train", "### One phase: `bert-pretrain train`")])
+                                           ("train", "### One phase: `bert-pretrain train`"),
+                                           ("finetune", "## Fine-tuning and scoring: `bert-pretrain finetune`")])
 def test_command_help_lists_its_flags_in_groups(name, section):
     result = command("bert-pretrain", name, "--help")
     assert result.returncode == 0, result.stderr
@@ -54,14 +56,15 @@ def test_command_help_lists_its_flags_in_groups(name, section):
     assert readme_flags(section) <= set(shown)                # every flag the README's table names
     groups = re.findall(r"^(\S[^\n]*):$", result.stdout, flags=re.M)
     assert len(groups) >= 3 and "devices" in groups
-    assert "--global_batch_size=256" in result.stdout or name == "run"
-    assert "--plan=demo" in result.stdout or name == "train"
+    example = {"run": "--plan=demo", "train": "--global_batch_size=256", "finetune": "--tsv_layout=text"}
+    assert example[name] in result.stdout
     assert "tfhub_cache_dir" not in result.stdout and "--flagfile" not in result.stdout   # not absl's/TF's
 
 
 def test_every_bert_pretrain_flag_is_in_a_commands_help():
-    shown = set(listed(command("bert-pretrain", "run", "--help").stdout))
-    shown |= set(listed(command("bert-pretrain", "train", "--help").stdout))
+    shown = set()
+    for name in ("run", "train", "finetune"):
+        shown |= set(listed(command("bert-pretrain", name, "--help").stdout))
     assert shown == defined_flags("bert_pretrain/cli.py")
 
 

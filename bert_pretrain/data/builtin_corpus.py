@@ -52,7 +52,8 @@ def _topic_documents() -> list[list[str]]:
     return [text_to_sentences(topics[key]) for key in sorted(topics)]
 
 
-def _stdlib_files() -> list[str]:
+def stdlib_files() -> list[str]:
+    """The standard library's .py files (tests, IDLE and the like left out), in sorted path order."""
     root = sysconfig.get_paths()["stdlib"]
     files = []
     for directory, subdirs, names in os.walk(root):
@@ -63,7 +64,7 @@ def _stdlib_files() -> list[str]:
 
 def _docstring_documents() -> list[list[str]]:
     documents = []
-    for path in _stdlib_files():
+    for path in stdlib_files():
         try:
             with open(path, "rb") as handle:
                 tree = ast.parse(handle.read())

@@ -63,11 +63,12 @@ class Metadata:
     """A data directory's metadata.json, read once, with named accessors."""
 
     raw: dict
+    directory: str = ""
 
     @classmethod
     def of_directory(cls, directory: str) -> "Metadata | None":
         raw = read(directory)
-        return None if raw is None else cls(raw)
+        return None if raw is None else cls(raw, directory)
 
     @classmethod
     def of_files(cls, files) -> "Metadata | None":
@@ -81,6 +82,20 @@ class Metadata:
     @property
     def vocab_size(self) -> int | None:
         return self.raw.get("vocab", {}).get("size")
+
+    @property
+    def vocab_file(self) -> str | None:
+        """The vocab the data was tokenized with (vocab.txt beside the shards)."""
+        name = self.raw.get("vocab", {}).get("file")
+        return os.path.join(self.directory, name) if name else None
+
+    @property
+    def vocab_sha256(self) -> str | None:
+        return self.raw.get("vocab", {}).get("sha256")
+
+    @property
+    def do_lower_case(self) -> bool:
+        return bool(self.raw.get("settings", {}).get("do_lower_case", True))
 
     @property
     def feature_names(self) -> str:

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from bert_pretrain import model as model_lib
 from bert_pretrain.config import ModelConfig
-from bert_pretrain import datasets
+from bert_pretrain import datasets, export
 from bert_pretrain.config import TrainConfig
 from bert_pretrain.trainer import Trainer
 from training_helpers import PRED, SEQ, VOCAB, write_shards
@@ -19,7 +19,8 @@ def test_export_restores_into_a_fresh_encoder_and_saved_model_runs(tmp_path):
                                           warmup_steps=1, steps_per_loop=1, checkpoint_every=0),
                       tf.distribute.get_strategy(), str(tmp_path / "model"))
     trainer.train(datasets.data_spec(files, SEQ, PRED), log=lambda line: None)
-    trainer.export(str(tmp_path / "export"))
+    export.export(trainer.model, config, str(tmp_path / "model"), str(tmp_path / "export"),
+                  log=lambda line: None)
     trained = trainer.model.encoder_network
 
     fresh = model_lib.build_pretrainer(config).encoder_network   # as a fine-tuning job builds it

@@ -1,5 +1,6 @@
 """Tiny pretraining data and settings shared by the training tests."""
 
+import hashlib
 import json
 import os
 
@@ -41,8 +42,14 @@ def write_shards(directory, files=2, records=64, vocab=VOCAB, seq=SEQ, pred=PRED
                 writer.write(_example(rng, vocab, seq, pred))
         paths.append(path)
     if metadata:
-        meta = {"complete": True, "vocab": {"size": vocab, "sha256": "0" * 64, "file": "vocab.txt"},
-                "settings": {"max_seq_length": seq, "max_predictions_per_seq": pred, "feature_names": "v1"}}
+        text = "".join(t + "\n" for t in ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+                       + [f"w{i}" for i in range(5, vocab)])
+        with open(os.path.join(directory, "vocab.txt"), "w") as handle:
+            handle.write(text)
+        meta = {"complete": True, "vocab": {"size": vocab, "sha256": hashlib.sha256(text.encode()).hexdigest(),
+                                            "file": "vocab.txt"},
+                "settings": {"max_seq_length": seq, "max_predictions_per_seq": pred, "feature_names": "v1",
+                             "do_lower_case": True}}
         with open(os.path.join(directory, "metadata.json"), "w") as handle:
             json.dump(meta, handle)
     return paths

@@ -1,0 +1,55 @@
+"""A labelled task that ships with Python: which standard-library package a docstring comes from.
+
+Examples are the first paragraph of each function's and class's docstring in eight large
+packages (asyncio, distutils, email, importlib, multiprocessing, tkinter, unittest, xml), labelled
+by package. Evaluation modules are every fourth module of each package in sorted order, training
+modules the rest, so no evaluated docstring is fine-tuned on; each class is capped at the same
+number of examples, so guessing the most common package scores 1/8. The pretraining corpus
+(`builtin:python-docstrings`) holds these texts without labels, as pretraining corpora do.
+"""
+
+import ast
+import functools
+import os
+import sysconfig
+
+from bert_pretrain.data import builtin_corpus
+
+PACKAGES = ("asyncio", "distutils", "email", "importlib", "multiprocessing", "tkinter", "unittest", "xml")
+EVAL_EVERY = 4                    # module i of a package (sorted) is held out when i % 4 == 3
+PER_CLASS = {"train": 120, "eval": 40}
+
+
+def _first_paragraph(docstring: str) -> str:
+    return " ".join(docstring.strip().split("\n\n")[0].split())
+
+
+@functools.lru_cache(maxsize=None)
+def examples(split: str) -> tuple[tuple[str, str], ...]:
+    """(text, package) pairs of `split` ("train" or "eval"), in a fixed order."""
+    root = sysconfig.get_paths()["stdlib"]
+    by_package = {package: [] for package in PACKAGES}
+    modules = {package: [] for package in PACKAGES}
+    for path in builtin_corpus.stdlib_files():
+        parts = os.path.relpath(path, root).split(os.sep)
+        if len(parts) > 1 and parts[0] in by_package:
+            modules[parts[0]].append(path)
+    for package, paths in modules.items():
+        for index, path in enumerate(paths):
+            if (index % EVAL_EVERY == EVAL_EVERY - 1) != (split == "eval"):
+                continue
+            with open(path, "rb") as handle:
+                tree = ast.parse(handle.read())
+            for node in ast.walk(tree):
+                if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                    text = _first_paragraph(ast.get_docstring(node) or "")
+                    if len(text.split()) >= 3:
+                        by_package[package].append(text)
+    if split == "eval":   # the same text in a training module (a shared helper's docstring)
+        seen = {text for text, _ in examples("train")}
+        by_package = {package: [t for t in texts if t not in seen] for package, texts in by_package.items()}
+    chosen = []
+    for package, texts in by_package.items():
+        step = max(1, len(texts) / PER_CLASS[split])          # spread the cap over the package
+        chosen += [(texts[int(i * step)], package) for i in range(min(len(texts), PER_CLASS[split]))]
+    return tuple(chosen)
