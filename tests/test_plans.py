@@ -95,3 +95,12 @@ def test_rescale_keeps_epochs_and_scales_lr_by_square_root():
     assert smaller.train_steps == 7038 * 4 and smaller.warmup_steps == 8000
     assert math.isclose(smaller.learning_rate, 6e-3 / 2)
     assert smaller.train_steps * smaller.global_batch_size == phase.train_steps * phase.global_batch_size
+
+
+def test_a_plan_may_name_a_built_in_downstream_task(tmp_path):
+    assert plans.load_plan("demo").downstream == "docstrings"
+    assert plans.load_plan("paper-32k").downstream == ""
+    path = tmp_path / "plan.toml"
+    path.write_text('name = "x"\nmodel = "tiny"\ndownstream = "glue"\n' + PLAN.split("model = \"tiny\"", 1)[1])
+    with pytest.raises(UsageError, match=r'^--plan: .*downstream = \'glue\' is not a built-in task; use "docstrings"'):
+        plans.load_plan(str(path))

@@ -25,15 +25,15 @@ def _first_paragraph(docstring: str) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def examples(split: str) -> tuple[tuple[str, str], ...]:
-    """(text, package) pairs of `split` ("train" or "eval"), in a fixed order."""
+def _texts_by_package(split: str) -> dict:
+    """{package: every first paragraph of its `split` modules}, in sorted module order."""
     root = sysconfig.get_paths()["stdlib"]
-    by_package = {package: [] for package in PACKAGES}
     modules = {package: [] for package in PACKAGES}
     for path in builtin_corpus.stdlib_files():
         parts = os.path.relpath(path, root).split(os.sep)
-        if len(parts) > 1 and parts[0] in by_package:
+        if len(parts) > 1 and parts[0] in modules:
             modules[parts[0]].append(path)
+    by_package = {package: [] for package in PACKAGES}
     for package, paths in modules.items():
         for index, path in enumerate(paths):
             if (index % EVAL_EVERY == EVAL_EVERY - 1) != (split == "eval"):
@@ -45,8 +45,15 @@ def examples(split: str) -> tuple[tuple[str, str], ...]:
                     text = _first_paragraph(ast.get_docstring(node) or "")
                     if len(text.split()) >= 3:
                         by_package[package].append(text)
+    return by_package
+
+
+@functools.lru_cache(maxsize=None)
+def examples(split: str) -> tuple[tuple[str, str], ...]:
+    """(text, package) pairs of `split` ("train" or "eval"), in a fixed order."""
+    by_package = _texts_by_package(split)
     if split == "eval":   # the same text in a training module (a shared helper's docstring)
-        seen = {text for text, _ in examples("train")}
+        seen = {text for texts in _texts_by_package("train").values() for text in texts}
         by_package = {package: [t for t in texts if t not in seen] for package, texts in by_package.items()}
     chosen = []
     for package, texts in by_package.items():

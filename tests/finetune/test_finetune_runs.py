@@ -123,3 +123,15 @@ def test_vocab_and_case_must_be_the_pretrained_models(model_dir):
         vocab_record.resolve(record, "", False)
     with pytest.raises(UsageError, match=r"^--vocab_file: the model has no vocab.json"):
         vocab_record.resolve(None, "", None)
+
+
+def test_more_tokens_than_the_model_has_positions_is_refused(tmp_path, model_dir):
+    from bert_pretrain.finetune import encoder, loop, tasks
+
+    options = tasks.FinetuneOptions(
+        task="squad1.1", output_dir=str(tmp_path / "out"), pretrained=encoder.from_directory(model_dir, 0.1),
+        config=loop.FinetuneConfig(epochs=1, batch_size=8, learning_rate=1e-3), max_seq_length=1024,
+        train_file="train.json", eval_file="dev.json")
+    with pytest.raises(UsageError, match=r"^--max_seq_length: 1024 is outside \[8, 512\]; .*\(--doc_stride\)$"):
+        tasks.finetune(options, strategy=None)
+    assert not os.path.exists(tmp_path / "out")
