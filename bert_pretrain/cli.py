@@ -68,6 +68,8 @@ flags.DEFINE_integer("accumulation_steps", 1, "Micro-batches per replica per ste
 flags.DEFINE_float("learning_rate", 1e-3, "Peak learning rate (see lamb_tf.schedules.sqrt_scaled_learning_rate).")
 flags.DEFINE_integer("warmup_steps", 100, "Linear warmup from 0.")
 flags.DEFINE_float("decay_power", 1.0, "Polynomial decay power after warmup (paper 1, NVIDIA 0.5).")
+flags.DEFINE_enum("decay_from", "warmup_end", ["warmup_end", "step_0"], "Decay from the end of warmup, or over "
+                  "all steps with warmup replacing the first ones (google-research, NVIDIA).")
 flags.DEFINE_enum("optimizer", "lamb", ["lamb", "adamw", "lars"], "Update rule (AdamW and LARS for comparisons).")
 flags.DEFINE_float("weight_decay", 0.01, "Weight decay (not on LayerNorm and biases).")
 flags.DEFINE_float("clip_norm", 0.0, "Global gradient clip norm; 0 = off.")
@@ -107,7 +109,7 @@ HELP_GROUPS = {
                                   "hidden_size", "num_heads", "vocab_size", "dropout", "max_seq_length",
                                   "max_predictions_per_seq"]),
               ("schedule and optimizer", ["train_steps", "global_batch_size", "accumulation_steps",
-                                          "learning_rate", "warmup_steps", "decay_power", "optimizer",
+                                          "learning_rate", "warmup_steps", "decay_power", "decay_from", "optimizer",
                                           "weight_decay", "clip_norm", "precision"]),
               ("loop, checkpoints, output", ["steps_per_loop", "xla", "checkpoint_every",
                                              "keep_checkpoints", "eval_every", "max_consecutive_skips",
@@ -155,6 +157,7 @@ def train_config_from_flags():
     return TrainConfig(
         train_steps=FLAGS.train_steps, global_batch_size=FLAGS.global_batch_size,
         learning_rate=FLAGS.learning_rate, warmup_steps=FLAGS.warmup_steps, decay_power=FLAGS.decay_power,
+        decay_from=FLAGS.decay_from,
         accumulation_steps=FLAGS.accumulation_steps, steps_per_loop=FLAGS.steps_per_loop,
         weight_decay=FLAGS.weight_decay, clip_norm=FLAGS.clip_norm, precision=FLAGS.precision,
         max_consecutive_skips=FLAGS.max_consecutive_skips, checkpoint_every=FLAGS.checkpoint_every,

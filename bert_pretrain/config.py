@@ -53,6 +53,7 @@ def from_preset(preset: str, vocab_size: int, dropout: float = 0.1, **overrides)
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 OPTIMIZERS = ("lamb", "adamw", "lars")
 XLA_CHOICES = ("auto", "on", "off")
+DECAY_FROM = ("warmup_end", "step_0")   # lamb_tf.schedules.DECAY_FROM, without importing TensorFlow
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +63,7 @@ class TrainConfig:
     learning_rate: float
     warmup_steps: int
     decay_power: float = 1.0
+    decay_from: str = "warmup_end"   # or "step_0" (google-research, NVIDIA): lamb_tf.schedules
     accumulation_steps: int = 1
     steps_per_loop: int = 100
     weight_decay: float = 0.01
@@ -86,6 +88,7 @@ class TrainConfig:
                 raise UsageError(flag, problem, "change the flag")
         need(self.precision in PRECISIONS, "precision", f"{self.precision!r} is not one of {PRECISIONS}")
         need(self.xla in XLA_CHOICES, "xla", f"{self.xla!r} is not one of {XLA_CHOICES}")
+        need(self.decay_from in DECAY_FROM, "decay_from", f"{self.decay_from!r} is not one of {DECAY_FROM}")
         need(self.optimizer in OPTIMIZERS, "optimizer", f"{self.optimizer!r} is not one of {OPTIMIZERS}")
         need(self.train_steps > 0 and self.steps_per_loop > 0, "train_steps", "steps must be positive")
         need(self.global_batch_size % (replicas * self.accumulation_steps) == 0, "global_batch_size",

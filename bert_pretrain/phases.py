@@ -86,7 +86,7 @@ def run_plan(plan: plans.Plan, data_dir: str, model_dir: str, strategy, micro_ba
         train_config = TrainConfig(
             train_steps=phase.train_steps, global_batch_size=phase.global_batch_size,
             learning_rate=phase.learning_rate, warmup_steps=phase.warmup_steps,
-            decay_power=phase.decay_power, clip_norm=phase.clip_norm,
+            decay_power=phase.decay_power, decay_from=phase.decay_from, clip_norm=phase.clip_norm,
             accumulation_steps=fit.accumulation_steps, **{**(plan.engine or {}), **(training or {})})
         trainer = job_lib.build_trainer(job_lib.Job(model_config, train_config, directory, train_spec,
                                                     eval_spec, "data_dir", "data_dir"), strategy)
@@ -106,8 +106,8 @@ def learning_rate_curve(plan: plans.Plan) -> list:
     """(global step, learning rate) over all phases, from each phase's schedule: for plots."""
     curve, offset = [], 0
     for phase in plan.phases:
-        schedule = WarmupPolynomialDecay(phase.learning_rate, phase.warmup_steps,
-                                         phase.train_steps, power=phase.decay_power)
+        schedule = WarmupPolynomialDecay(phase.learning_rate, phase.warmup_steps, phase.train_steps,
+                                         power=phase.decay_power, decay_from=phase.decay_from)
         steps = tf.range(phase.train_steps)
         curve += list(zip(range(offset, offset + phase.train_steps),
                           schedule(steps).numpy().tolist()))

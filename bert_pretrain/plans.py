@@ -10,7 +10,7 @@ import dataclasses
 import os
 import tomllib
 
-from bert_pretrain.config import MAX_POSITION, PRESETS, TrainConfig
+from bert_pretrain.config import DECAY_FROM, MAX_POSITION, PRESETS, TrainConfig
 from bert_pretrain.errors import UsageError
 from lamb_tf.schedules import sqrt_scaled_learning_rate
 
@@ -28,6 +28,7 @@ class Phase:
     learning_rate: float           # peak, reached after warmup
     warmup_steps: int              # linear from 0: phase 2 warms up again (the paper's re-warm-up)
     decay_power: float = 1.0
+    decay_from: str = "warmup_end" # "step_0": decay over all steps, warmup replacing the first ones
     clip_norm: float = 0.0         # global gradient norm; 0 = no clipping
     eval_data: str = ""            # held-out TFRecords relative to --data_dir; "" = no evaluation
 
@@ -61,7 +62,7 @@ class FittedPhase:
                 f"{self.micro_batch_size} per replica x {self.replicas} replicas x "
                 f"{self.accumulation_steps} accumulation steps; {p.train_steps:,} steps, "
                 f"peak lr {p.learning_rate:.4g} after {p.warmup_steps:,} warmup steps, "
-                f"decay power {p.decay_power:g}")
+                f"decay power {p.decay_power:g} from {p.decay_from.replace('_', ' ')}")
 
 
 def available_plans() -> list:
@@ -88,7 +89,7 @@ def load_plan(name_or_path: str) -> Plan:
 _TOML_TYPES = {str: str, int: int, float: (int, float), bool: bool, tuple: list, dict: dict}
 # What a phase sets itself, so a plan's [engine] table may not.
 _PHASE_SETTINGS = {"train_steps", "global_batch_size", "learning_rate", "warmup_steps",
-                   "decay_power", "accumulation_steps", "clip_norm"}
+                   "decay_power", "decay_from", "accumulation_steps", "clip_norm"}
 
 
 def _fields(cls, raw: dict, where: str, path: str) -> dict:
@@ -158,6 +159,7 @@ def _check_phase(phase: Phase, where: str) -> None:
         (phase.warmup_steps, 0 <= phase.warmup_steps < phase.train_steps,
          "warmup_steps must be in [0, train_steps)"),
         (phase.decay_power, phase.decay_power > 0, "decay_power must be > 0"),
+        (phase.decay_from, phase.decay_from in DECAY_FROM, f"decay_from must be one of {', '.join(DECAY_FROM)}"),
         (phase.clip_norm, phase.clip_norm >= 0, "clip_norm must be >= 0"),
     ]
     for value, ok, rule in checks:

@@ -95,7 +95,7 @@ class Trainer:
             self.model = model_lib.build_pretrainer(model_config)
             self.variables = _trained_variables(self.model, strategy)
             schedule = WarmupPolynomialDecay(config.learning_rate, config.warmup_steps, config.train_steps,
-                                             power=config.decay_power)
+                                             power=config.decay_power, decay_from=config.decay_from)
             self.optimizer = make_optimizer(config, schedule)
             self.optimizer.build(self.variables)
             counter = lambda: tf.Variable(0, dtype=tf.int64, trainable=False)  # noqa: E731

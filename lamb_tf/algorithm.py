@@ -87,16 +87,20 @@ def _norms(xp, x, update, stacked):
 
 
 def trust_ratio(xp: ArrayOps, x, update, bounds: TrustRatioBounds, stacked=False) -> TrustRatio:
-    """φ(‖x‖) / ‖update‖, and 1 where either norm is zero (a fresh zero variable, a zero update).
+    """φ(‖x‖) / ‖update‖, φ(z) = min(max(z, phi_min), phi_max); 1 where the update is zero.
 
-    `stacked`: axis 0 indexes several variables of one shape, each with its own ratio.
+    ‖x‖ = 0 (a zero-initialised variable): with phi_min set, the paper's φ(0) = phi_min applies;
+    without it φ(0) = 0 would freeze the variable for good, so it takes ratio 1, a plain step
+    (as NVIDIA's and TensorFlow Addons' LAMB). `stacked`: axis 0 indexes several variables of one
+    shape, each with its own ratio.
     """
     x_norm, update_norm = _norms(xp, x, update, stacked)
-    both_positive = (x_norm > 0.0) & (update_norm > 0.0)
+    defined = update_norm > 0.0
+    if bounds.phi_min is None:
+        defined = defined & (x_norm > 0.0)
     phi = _clamp(xp, x_norm, bounds.phi_min, bounds.phi_max)
-    ratio = _clamp(xp, phi / xp.where(both_positive, update_norm, 1.0),
-                   bounds.ratio_min, bounds.ratio_max)
-    return TrustRatio(x_norm, update_norm, xp.where(both_positive, ratio, 1.0))
+    ratio = _clamp(xp, phi / xp.where(defined, update_norm, 1.0), bounds.ratio_min, bounds.ratio_max)
+    return TrustRatio(x_norm, update_norm, xp.where(defined, ratio, 1.0))
 
 
 def lamb_step(xp: ArrayOps, x, g, m, v, *, learning_rate, beta_1, beta_2, epsilon,

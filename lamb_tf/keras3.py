@@ -122,7 +122,8 @@ class LAMB(LambConstructor, _LayerwiseOptimizer):
             variables get no decay. BERT uses `lamb_tf.BERT_EXCLUSIONS`.
         exclude_from_layer_adaptation: list of patterns whose variables take ratio 1 (a plain
             Adam step). None: the weight-decay list; []: no variable is excluded.
-        bias_correction: divide the moments by 1-β^t (paper v5 and BERT); False drops it.
+        bias_correction: divide the moments by 1-β^t (the paper's Algorithm 2; NVIDIA's and
+            Model Garden's LAMB); False drops it, as google-research/bert's AdamWeightDecay does.
         phi_min, phi_max: bounds of φ(z) = min(max(z, phi_min), phi_max) on ‖x‖.
         min_trust_ratio, max_trust_ratio: bounds on the ratio itself.
         nvlamb: NVIDIA's variant: divide all gradients by their global norm when it exceeds 1
@@ -134,7 +135,8 @@ class LAMB(LambConstructor, _LayerwiseOptimizer):
             `use_ema`, `loss_scale_factor`, `gradient_accumulation_steps`, ...). Clipping is
             applied to the gradients summed across replicas.
 
-    A ratio is 1 where ‖x‖ = 0 or the update is zero. Norms and the update are computed in
+    A ratio is 1 where the update is zero, and where ‖x‖ = 0 unless `phi_min` is set (then the
+    paper's φ(0) = phi_min gives phi_min/‖update‖). Norms and the update are computed in
     float32 whatever the variable's dtype. Wrap in `keras.optimizers.LossScaleOptimizer`
     (automatic under a mixed_float16 policy) to skip steps with non-finite gradients.
     """

@@ -14,16 +14,29 @@ def sqrt_scaled_learning_rate(base_learning_rate: float, base_batch_size: int, b
     return base_learning_rate * math.sqrt(batch_size / base_batch_size)
 
 
+DECAY_FROM = ("warmup_end", "step_0")
+
+
 class WarmupPolynomialDecay(tf_keras.optimizers.schedules.LearningRateSchedule):
-    """0 -> peak linearly over `warmup_steps`, then peak * (1 - (t - w) / (T - w)) ** power down to
-    `end_learning_rate` at `decay_steps` = T (total steps, warmup included); flat after T."""
+    """0 -> peak linearly over `warmup_steps` (w), then a polynomial decay to `end_learning_rate`
+    at `decay_steps` = T (total steps, warmup included), flat after T. `decay_from`:
+
+    - "warmup_end": peak * (1 - (t - w) / (T - w)) ** power: the decay starts at the peak;
+    - "step_0": peak * (1 - t / T) ** power, the warmup replacing its first w steps, as
+      google-research/bert's `optimization.py` and NVIDIA's `PolyWarmUpScheduler` do: after the
+      warmup the rate is already peak * (1 - w / T) ** power.
+    """
 
     def __init__(self, peak_learning_rate: float, warmup_steps: int, decay_steps: int,
-                 power: float = 1.0, end_learning_rate: float = 0.0, name: str | None = None):
+                 power: float = 1.0, end_learning_rate: float = 0.0, name: str | None = None,
+                 decay_from: str = "warmup_end"):
         if not 0 <= warmup_steps < decay_steps:
             raise ValueError(f"need 0 <= warmup_steps < decay_steps, got {warmup_steps}, {decay_steps}")
         if peak_learning_rate <= 0 or power <= 0:
             raise ValueError("peak_learning_rate and power must be positive")
+        if decay_from not in DECAY_FROM:
+            raise ValueError(f"decay_from must be one of {DECAY_FROM}, got {decay_from!r}")
+        self.decay_from = decay_from
         self.peak_learning_rate = peak_learning_rate
         self.warmup_steps = warmup_steps
         self.decay_steps = decay_steps
@@ -34,7 +47,8 @@ class WarmupPolynomialDecay(tf_keras.optimizers.schedules.LearningRateSchedule):
     def __call__(self, step):
         step = tf.cast(step, tf.float32)
         warmup = self.peak_learning_rate * step / max(self.warmup_steps, 1)
-        progress = tf.minimum((step - self.warmup_steps) / (self.decay_steps - self.warmup_steps), 1.0)
+        start = self.warmup_steps if self.decay_from == "warmup_end" else 0
+        progress = tf.minimum((step - start) / (self.decay_steps - start), 1.0)
         decay = ((self.peak_learning_rate - self.end_learning_rate) * (1.0 - progress) ** self.power
                  + self.end_learning_rate)
         return tf.where(step < self.warmup_steps, warmup, decay)
@@ -42,4 +56,5 @@ class WarmupPolynomialDecay(tf_keras.optimizers.schedules.LearningRateSchedule):
     def get_config(self):
         return {"peak_learning_rate": self.peak_learning_rate, "warmup_steps": self.warmup_steps,
                 "decay_steps": self.decay_steps, "power": self.power,
-                "end_learning_rate": self.end_learning_rate, "name": self.name}
+                "end_learning_rate": self.end_learning_rate, "name": self.name,
+                "decay_from": self.decay_from}

@@ -17,11 +17,15 @@ def _phi(z, low, high):
 
 
 def _ratio(x, u, phi_bounds, ratio_bounds):
+    """The paper's φ(‖x‖)/‖u‖ with φ(z) = min(max(z, γ_l), γ_u). Two cases the formula leaves open:
+    u = 0 (no update to scale: 1), and ‖x‖ = 0 with no γ_l, where φ(0) = 0 would never move a
+    zero-initialised variable: 1, as NVIDIA's and TensorFlow Addons' LAMB do."""
     x_norm = np.linalg.norm(x)
     u_norm = np.linalg.norm(u)
-    if x_norm == 0.0 or u_norm == 0.0:
+    low, high = phi_bounds
+    if u_norm == 0.0 or (x_norm == 0.0 and low is None):
         return 1.0
-    return _phi(_phi(x_norm, *phi_bounds) / u_norm, *ratio_bounds)
+    return _phi(_phi(x_norm, low, high) / u_norm, *ratio_bounds)
 
 
 def _excluded(patterns, name):

@@ -19,14 +19,18 @@ def test_builtin_plans_load_with_the_papers_numbers():
         (32768, 1563, 4e-3, 200)
     assert (one.max_seq_length, one.max_predictions_per_seq) == (128, 20)
     assert (two.max_seq_length, two.max_predictions_per_seq) == (512, 80)
-    assert one.decay_power == two.decay_power == 0.5 and one.clip_norm == 1.0
-    assert mixed.model == "large" and mixed.carry_optimizer_state is False
+    assert one.decay_power == two.decay_power == 0.5 and one.clip_norm == 1.0     # NVIDIA's degree
+    assert one.decay_from == two.decay_from == "step_0"                            # PolyWarmUpScheduler
+    assert mixed.model == "large" and mixed.carry_optimizer_state is True         # NVIDIA's --phase2
     thirty_two = plans.load_plan("paper-32k")
     assert [p.train_steps for p in thirty_two.phases] == [14063, 1562]
+    assert [(p.decay_power, p.decay_from) for p in thirty_two.phases] == [(1.0, "step_0")] * 2
     assert {p.global_batch_size for p in thirty_two.phases} == {32768}
     baseline = plans.load_plan("bert-baseline")
     assert [(p.global_batch_size, p.train_steps) for p in baseline.phases] == \
         [(256, 900000), (256, 100000)]
+    assert [(p.decay_power, p.decay_from) for p in baseline.phases] == [(1.0, "step_0")] * 2
+    assert baseline.carry_optimizer_state is False and thirty_two.carry_optimizer_state is False
 
 
 PLAN = """

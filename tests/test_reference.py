@@ -152,6 +152,20 @@ def test_hand_computed_first_step(flavour):
     np.testing.assert_allclose(flavour.numpy(x), [3 - step, 4 + step], rtol=1e-6)
 
 
+@pytest.mark.parametrize("phi_min", [None, 0.5])
+def test_hand_computed_first_step_of_a_zero_variable(flavour, phi_min):
+    # x = 0, g = (1, -1, 0): r = g/(|g|+ε) = (1, -1, 0)/(1+ε), ‖r‖ = √2/(1+ε). The paper's
+    # φ(0) = phi_min gives ratio phi_min·(1+ε)/√2, so x1 = -η·phi_min/√2·(1, -1, 0) exactly;
+    # without phi_min the ratio is 1 and x1 = -η·(1, -1, 0)/(1+ε).
+    x = flavour.variable(np.zeros(3, np.float32), "w")
+    optimizer = flavour.LAMB(learning_rate=0.1, phi_min=phi_min)
+    optimizer.apply_gradients([(flavour.tensor(np.array([1.0, -1.0, 0.0], np.float32)), x)])
+    step = 0.1 * phi_min / np.sqrt(2) if phi_min else 0.1 / (1 + 1e-6)
+    # Without the ratio's normalisation the step keeps float32's 1 - β₂ (β₂ = 0.99900001): √v̂ is
+    # 1 + 6e-6 rather than 1.
+    np.testing.assert_allclose(flavour.numpy(x), [-step, step, 0.0], rtol=1e-6 if phi_min else 1e-5)
+
+
 def test_callable_learning_rate(flavour):
     """A no-argument callable is called for each step's rate: the hand-computed step at 0.1,
     then no change at 0."""

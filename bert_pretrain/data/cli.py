@@ -41,6 +41,9 @@ flags.DEFINE_integer("block_bytes", _DEFAULTS.block_bytes,
                      "Text per work unit; also the pool random next sentences are drawn from.")
 flags.DEFINE_integer("workers", _DEFAULTS.workers, "Worker processes; 1 = in-process; 0 = one per "
                      "core, or in-process for small jobs (input MB x dupe_factor < 300).")
+flags.DEFINE_integer("min_document_sentences", _DEFAULTS.min_document_sentences,
+                     "Skip (and count) documents with fewer sentences; 1 keeps every non-empty document, as "
+                     "google-research does (one sentence gives a random-next pair); 2 was this tool's former rule.")
 flags.DEFINE_bool("overwrite", _DEFAULTS.overwrite, "Replace data made with other settings.")
 flags.DEFINE_bool("progress", _DEFAULTS.progress, "Show a progress line on stderr.")
 flags.DEFINE_bool("verbose", False, "Show TensorFlow's own log lines too.")
@@ -50,7 +53,8 @@ HELP_GROUPS = [
     ("input and output", ["input", "output_dir", "input_format", "overwrite", "progress"]),
     ("vocab", ["vocab_file", "vocab_size", "vocab_sample_mb", "do_lower_case"]),
     ("instances", ["max_seq_length", "max_predictions_per_seq", "masked_lm_prob", "short_seq_prob",
-                   "dupe_factor", "do_whole_word_mask", "random_seed", "feature_names"]),
+                   "dupe_factor", "do_whole_word_mask", "random_seed", "feature_names",
+                   "min_document_sentences"]),
     ("shards and processes", ["num_shards", "block_bytes", "workers"]),
     ("console", ["verbose"]),
 ]

@@ -6,8 +6,9 @@ memory. Two layouts are understood, both with a blank line between documents:
 * ``bert``: one sentence per line (the google-research format);
 * ``paragraphs``: one paragraph of running text per line, split by `sentences.split_sentences`.
 
-Bytes that are not UTF-8 are replaced by U+FFFD and counted; empty files and documents with fewer than
-two sentences (no sentence pair can be made from them) are skipped and counted.
+Bytes that are not UTF-8 are replaced by U+FFFD and counted; empty files are skipped and counted, and
+so are one-sentence documents (kept: whether a document is long enough is decided after tokenisation,
+by `--min_document_sentences`).
 """
 
 import codecs
@@ -68,7 +69,7 @@ class FileSource:
             if size == 0:
                 stats.empty_files += 1
                 continue
-            yield from _keep_pairs(self._file_documents(path, stats), stats)
+            yield from _counted(self._file_documents(path, stats), stats)
 
     def _file_documents(self, path: str, stats: ReadStats) -> Iterator[list[str]]:
         document: list[str] = []
@@ -103,7 +104,7 @@ class BuiltinSource:
     def documents(self, stats: ReadStats) -> Iterator[list[str]]:
         stats.files = 1
         stats.input_bytes = sum(self.sizes)
-        yield from _keep_pairs(iter(self._documents), stats)
+        yield from _counted(iter(self._documents), stats)
 
 
 def open_source(input_spec: str, text_format: str = "bert"):
@@ -168,10 +169,8 @@ def _decode(data: bytes, stats: ReadStats) -> str:
         return text
 
 
-def _keep_pairs(documents: Iterator[list[str]], stats: ReadStats) -> Iterator[list[str]]:
+def _counted(documents: Iterator[list[str]], stats: ReadStats) -> Iterator[list[str]]:
     for document in documents:
-        if len(document) < 2:
-            stats.one_sentence_documents += 1
-            continue
+        stats.one_sentence_documents += len(document) == 1
         stats.documents += 1
         yield document

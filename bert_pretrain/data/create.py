@@ -52,6 +52,7 @@ def validate(options: Options) -> None:
         ("num_shards", options.num_shards >= 1, "use 1 or more"),
         ("block_bytes", options.block_bytes >= 1024, "use at least 1024"),
         ("workers", options.workers >= 0, "use 0 (one per core) or more"),
+        ("min_document_sentences", options.min_document_sentences >= 1, "use 1 (every document) or more"),
         ("vocab_size", options.vocab_size > len(vocab_lib.RESERVED_TOKENS), "use a larger value"),
         ("vocab_sample_mb", options.vocab_sample_mb > 0, "use a positive number of megabytes"),
         ("feature_names", options.feature_names in tfrecords.FEATURE_NAMES, "use v1 or v2"),
@@ -80,7 +81,7 @@ def _settings(options: Options, source, vocab: vocab_lib.Vocab | None) -> dict:
     """What the bytes of the output depend on; a re-run with equal settings may resume."""
     keys = ("input_format", "do_lower_case", "max_seq_length", "max_predictions_per_seq",
             "masked_lm_prob", "short_seq_prob", "dupe_factor", "do_whole_word_mask", "random_seed",
-            "feature_names", "num_shards", "block_bytes")
+            "feature_names", "num_shards", "block_bytes", "min_document_sentences")
     settings = {k: getattr(options, k) for k in keys}
     settings["input"] = source.fingerprint()
     settings["vocab"] = {"sha256": vocab.sha256} if vocab else {
@@ -144,8 +145,10 @@ def create_pretraining_data(options: Options) -> dict:
 
     read_stats = corpus_lib.ReadStats()
     num_blocks = sum(1 for _ in blocks(source, options.block_bytes, read_stats))
-    if read_stats.documents == 0:
-        raise UsageError("input", "the input holds no document with two or more sentences",
+    usable = read_stats.documents - (read_stats.one_sentence_documents if options.min_document_sentences > 1 else 0)
+    if usable == 0:
+        raise UsageError("input", "the input holds no document" + (
+            f" with {options.min_document_sentences} or more sentences" if options.min_document_sentences > 1 else ""),
                          "give text with one sentence per line and a blank line between documents "
                          "(or --input_format=paragraphs)")
     bounds = [s * num_blocks // options.num_shards for s in range(options.num_shards + 1)]
@@ -160,7 +163,8 @@ def create_pretraining_data(options: Options) -> dict:
         instance_config=InstanceConfig(options.max_seq_length, options.max_predictions_per_seq,
                                        options.masked_lm_prob, options.short_seq_prob,
                                        options.dupe_factor, options.do_whole_word_mask),
-        feature_names=options.feature_names, random_seed=options.random_seed)
+        feature_names=options.feature_names, random_seed=options.random_seed,
+        min_document_sentences=options.min_document_sentences)
     _write_shards(options, source, bounds, config, metadata, read_stats.documents)
 
     totals = BlockStats()
@@ -266,8 +270,9 @@ def _print_summary(metadata: dict, seconds: float) -> None:
         f"input: {read['files']:,} file(s), {read['input_bytes'] / 1e6:,.1f} MB; "
         f"{read['empty_files']:,} empty file(s) skipped; {read['replaced_bytes']:,} invalid UTF-8 "
         f"byte(s) replaced by U+FFFD",
-        f"documents: {counts['documents']:,} used, "
-        f"{read['one_sentence_documents'] + counts['short_documents']:,} with one sentence skipped",
+        f"documents: {counts['documents']:,} used ({read['one_sentence_documents']:,} of one sentence), "
+        f"{counts['short_documents']:,} with fewer than {metadata['settings']['min_document_sentences']} "
+        f"sentence(s) skipped",
         f"sentences: {counts['sentences']:,}  tokens: {counts['tokens']:,}  "
         f"[UNK] rate: {100 * metadata['unk_rate']:.3f}%",
         f"instances: {counts['instances']:,} ({counts['masked_tokens']:,} masked tokens) in "

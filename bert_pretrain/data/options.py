@@ -28,5 +28,6 @@ class Options:
     num_shards: int = 8
     block_bytes: int = 256 * 1024
     workers: int = 0            # 0: one per core unless the job is small, see create._default_workers
+    min_document_sentences: int = 1   # 1: every non-empty document, as google-research
     overwrite: bool = False
     progress: bool = True

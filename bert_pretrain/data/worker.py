@@ -18,7 +18,7 @@ from bert_pretrain.data import vocab as vocab_lib
 @dataclasses.dataclass
 class BlockStats:
     documents: int = 0
-    short_documents: int = 0   # fewer than two non-empty sentences after tokenisation
+    short_documents: int = 0   # fewer than min_document_sentences non-empty sentences after tokenisation
     sentences: int = 0
     tokens: int = 0
     unknown_tokens: int = 0
@@ -37,6 +37,7 @@ class WorkerConfig:
     instance_config: instances_lib.InstanceConfig
     feature_names: str
     random_seed: int
+    min_document_sentences: int = 1
     single_thread: bool = False
 
 
@@ -58,13 +59,16 @@ class BlockProcessor:
                                             token_out_type=tf.int64)
 
     def tokenize(self, documents: list[list[str]], stats: BlockStats) -> instances_lib.TokenizedBlock:
-        """One tokenizer call for the block; drops empty sentences and documents left with < 2."""
+        """One tokenizer call for the block; drops empty sentences, then documents left with fewer
+        than `min_document_sentences` (1 keeps a one-sentence document: it gives random-next pairs,
+        as in google-research's create_pretraining_data)."""
         sentences = [s for document in documents for s in document]
         ragged = self.tokenizer.tokenize(tf.constant(sentences)).merge_dims(-2, -1)
         ids, lengths = ragged.flat_values.numpy(), ragged.row_lengths().numpy()
         document_of = np.repeat(np.arange(len(documents)), [len(d) for d in documents])
         non_empty = lengths > 0
-        keep_document = np.bincount(document_of[non_empty], minlength=len(documents)) >= 2
+        keep_document = (np.bincount(document_of[non_empty], minlength=len(documents))
+                         >= max(1, self.config.min_document_sentences))
         stats.short_documents += int((~keep_document).sum())
         keep_sentence = non_empty & keep_document[document_of]
         ids = ids[np.repeat(keep_sentence, lengths)]

@@ -16,9 +16,9 @@ def test_bert_format_documents_and_counts(tmp_path):
     (tmp_path / "a.txt").write_bytes(b"One.\r\nTwo.\n\n\n  \nLonely.\n\nThree.\nFour \xff\xfe end.\nFive.")
     (tmp_path / "b.txt").write_bytes(b"")
     docs, stats = read(corpus.FileSource([str(tmp_path / "*.txt")]))
-    assert docs == [["One.", "Two."], ["Three.", "Four \ufffd\ufffd end.", "Five."]]
+    assert docs == [["One.", "Two."], ["Lonely."], ["Three.", "Four \ufffd\ufffd end.", "Five."]]
     assert (stats.files, stats.empty_files, stats.replaced_bytes) == (2, 1, 2)
-    assert (stats.documents, stats.one_sentence_documents) == (2, 1)
+    assert (stats.documents, stats.one_sentence_documents) == (3, 1)   # kept: the worker decides
 
 
 def test_small_read_chunks_give_the_same_documents(tmp_path, monkeypatch):
@@ -27,14 +27,15 @@ def test_small_read_chunks_give_the_same_documents(tmp_path, monkeypatch):
     whole, stats = read(corpus.FileSource([str(tmp_path / "c.txt")]))
     monkeypatch.setattr(corpus, "_CHUNK_BYTES", 7)
     chunked, chunked_stats = read(corpus.FileSource([str(tmp_path / "c.txt")]))
-    assert chunked == whole and len(whole) == 50 and whole[0] == ["Sentence 0 é.", "Second ü 0."]
+    assert chunked == whole and whole[0] == ["Sentence 0 é.", "Second ü 0."]
+    assert len(whole) == 51 and whole[-1] == ["\ufffd"]   # the cut character: a one-sentence document
     assert stats.replaced_bytes == chunked_stats.replaced_bytes == 1
 
 
 def test_paragraph_format_splits_sentences(tmp_path):
     (tmp_path / "p.txt").write_text("Dr. Smith went home. He slept well! Did he? Yes.\n\nOnly one here.\n")
     docs, stats = read(corpus.FileSource([str(tmp_path / "p.txt")], "paragraphs"))
-    assert docs == [["Dr. Smith went home.", "He slept well!", "Did he?", "Yes."]]
+    assert docs == [["Dr. Smith went home.", "He slept well!", "Did he?", "Yes."], ["Only one here."]]
     assert stats.one_sentence_documents == 1
 
 

@@ -61,8 +61,9 @@ def test_output_schema_counts_and_invariants(corpus_dir, capsys):
     counts = meta["counts"]
     n = len(data["input_ids"])
     assert n == counts["instances"] > 100
-    assert counts["documents"] == 71 and counts["masked_tokens"] == data["masked_lm_weights"].sum()
-    assert counts["unknown_tokens"] == 5          # zzyzx qwv another zzyzx and the U+FFFD pair
+    # 72 documents, one of them of one sentence, kept as google-research keeps it.
+    assert counts["documents"] == 72 and counts["masked_tokens"] == data["masked_lm_weights"].sum()
+    assert counts["unknown_tokens"] == 6          # zzyzx qwv another zzyzx, the U+FFFD pair, alone
     assert meta["unk_rate"] == counts["unknown_tokens"] / counts["tokens"]
     assert meta["input"]["replaced_bytes"] == 2 and meta["input"]["empty_files"] == 1
     assert meta["input"]["one_sentence_documents"] == 1
@@ -79,12 +80,23 @@ def test_output_schema_counts_and_invariants(corpus_dir, capsys):
     np.testing.assert_array_equal(data["masked_lm_weights"].sum(axis=1), wanted)
     summary = capsys.readouterr().err
     assert "2 invalid UTF-8 byte(s) replaced" in summary and "1 empty file(s) skipped" in summary
-    assert "documents: 71 used, 1 with one sentence skipped" in summary
-    assert f"instances: {n:,} (" in summary and "[UNK] rate: 0.0" in summary
+    assert "documents: 72 used (1 of one sentence), 0 with fewer than 1 sentence(s) skipped" in summary
+    assert f"instances: {n:,} (" in summary and f"[UNK] rate: {100 * 6 / counts['tokens']:.3f}%" in summary
     metadata.check_compatible(meta, max_seq_length=SEQ, max_predictions_per_seq=PREDS,
                               vocab_sha256=meta["vocab"]["sha256"], do_lower_case=True)
     with pytest.raises(ValueError, match="max_seq_length: data has 32, config wants 128"):
         metadata.check_compatible(meta, max_seq_length=128)
+
+
+def test_one_sentence_documents_give_random_next_pairs_or_are_skipped(tmp_path, capsys):
+    write_vocab(tmp_path / "vocab.txt")
+    (tmp_path / "corpus1.txt").write_text("".join(f"the cat {w} sat on the mat .\n\n"
+                                                  for w in ("red", "big", "old", "new", "wet", "dry")))
+    meta = create_pretraining_data(options(tmp_path, dupe_factor=3, num_shards=1))
+    labels = read_all(tmp_path / "out")["next_sentence_labels"]
+    assert meta["counts"]["documents"] == 6 and len(labels) > 0 and (labels == 1).all()   # 1: random next
+    with pytest.raises(UsageError, match="^--input: .*no document with 2 or more sentences"):
+        create_pretraining_data(options(tmp_path, out="two", min_document_sentences=2))
 
 
 def test_same_bytes_for_any_worker_count_and_shard_count(corpus_dir):
