@@ -29,11 +29,15 @@ def test_quick_study_writes_every_run_and_the_plot(tmp_path):
         for key in ("eval_mlm_accuracy", "eval_mlm_loss", "train_mlm_loss"):
             assert math.isfinite(float(row[key])), row
         assert 0 <= float(row["eval_mlm_accuracy"]) <= 1
-    # Same epochs at every batch: 4x the batch, a quarter of the steps; sqrt-scaled learning rate.
+    # Same epochs at every batch: 4x the batch, a quarter of the steps; sqrt-scaled learning rate;
+    # the same warmup steps (linear-epoch warmup).
     for name in ("lamb", "adamw", "lars"):
         small, large = sorted((r for r in selected if r["optimizer"] == name), key=lambda r: int(r["batch_size"]))
         assert int(small["examples"]) - int(large["examples"]) < int(large["batch_size"])
         assert math.isclose(float(large["learning_rate"]), 2 * float(small["learning_rate"]))
+        assert small["warmup_steps"] == large["warmup_steps"] == "2"
+    report = (tmp_path / "large_batch_study.md").read_text()
+    assert "## Verdict" in report and "Unigram plateau" in report
     for suffix in (".png", ".md", ".curves.csv"):
         assert (tmp_path / f"large_batch_study{suffix}").stat().st_size > 0
     assert not [name for name in os.listdir(tmp_path) if ".tmp" in name]
@@ -43,3 +47,23 @@ def test_bad_flag_is_one_line(tmp_path):
     done = study("--quick", "--optimizers=lamb,sgd", f"--output_dir={tmp_path}")
     assert done.returncode != 0
     assert done.stderr.strip().splitlines()[-1].startswith("--optimizers: 'sgd' is not one of")
+
+
+def test_verdict_rule_by_hand():
+    """The rule on hand-made accuracies: two seeds at B0 and at the largest batch."""
+    sys.path.insert(0, os.path.dirname(SCRIPT))
+    import study_verdict as study_lib
+
+    def rows(base, large):
+        return [{"optimizer": "x", "selected": 1, "batch_multiple": m, "eval_mlm_accuracy": a}
+                for m, values in ((1, base), (64, large)) for a in values]
+
+    plateau = 0.05
+    # s = sqrt(mean(var)) with var = 0.002**2/2 at both points: 0.001414; tolerance max(0.005, 2s) = 0.005.
+    assert study_lib.verdict(rows([0.150, 0.152], [0.148, 0.146]), "x", [1, 64], plateau)[0] == "holds"
+    assert study_lib.verdict(rows([0.150, 0.152], [0.120, 0.122]), "x", [1, 64], plateau)[0] == "refuted"
+    assert study_lib.verdict(rows([0.150, 0.152], [0.052, 0.053]), "x", [1, 64], plateau)[0] == "refuted"
+    assert study_lib.verdict(rows([0.150, 0.152], [0.140, 0.141]), "x", [1, 64], plateau)[0] == "inconclusive"
+    outcome, base, large, tolerance = study_lib.verdict(rows([0.10, 0.14], [0.10, 0.12]), "x", [1, 64], plateau)
+    # var 0.0008 and 0.0002: s = sqrt(0.0005) = 0.02236, tolerance 0.0447; drop 0.01 -> holds.
+    assert (outcome, round(tolerance, 4)) == ("holds", 0.0447)
