@@ -49,7 +49,8 @@ flags.DEFINE_list("batch_multiples", ["1", "4", "16", "64"], "Batch sizes as mul
 flags.DEFINE_integer("tune_multiple", 16, "Learning rates are tuned at this multiple of B0.")
 flags.DEFINE_float("epochs", 3.0, "Epochs over the training records, the same at every batch.")
 flags.DEFINE_integer("warmup_steps", 30, "Warmup steps, the same at every batch (linear-epoch warmup).")
-flags.DEFINE_list("seeds", ["12345", "54321"], "The first seeds every run; the others the deciding points.")
+flags.DEFINE_list("seeds", ["12345", "54321"], "The first seed is used for every run; the others only at B0 "
+                  "and at the largest batch, the points that decide the verdict.")
 flags.DEFINE_integer("micro_batch_size", 64, "Sequences per accumulation step (larger batches "
                      "accumulate gradients over B / this many micro-batches).")
 flags.DEFINE_list("lamb_grid", ["3.16e-3", "1e-2", "3.16e-2", "1e-1"], "LAMB learning rates at B_t.")
@@ -105,7 +106,8 @@ def check_flags(multiples: list) -> None:
         if name not in OPTIMIZERS:
             fail("optimizers", f"{name!r} is not one of {', '.join(OPTIMIZERS)}")
         try:
-            if not all(lr > 0 for lr in learning_rates(name)):
+            rates = learning_rates(name)
+            if not rates or not all(lr > 0 for lr in rates):
                 raise ValueError
         except (ValueError, IndexError):
             fail(f"{name}_grid", "needs one or more positive learning rates")
@@ -124,6 +126,8 @@ def check_flags(multiples: list) -> None:
         batch = b * FLAGS.base_batch_size
         if batch > FLAGS.micro_batch_size and batch % FLAGS.micro_batch_size:
             fail("micro_batch_size", f"{FLAGS.micro_batch_size} does not divide the batch {batch}")
+    if FLAGS.grid_extensions < 0:
+        fail("grid_extensions", "use 0 or more")
     if FLAGS.warmup_steps < 0 or FLAGS.epochs <= 0:
         fail("warmup_steps", "use warmup steps >= 0 and positive --epochs")
 
@@ -199,7 +203,8 @@ def unigram_plateau(train, heldout) -> float:
 
 
 def train_one(data: Data, work_dir: str, optimizer: str, tuned_lr: float, multiple: int, seed: int) -> tuple:
-    """One run from the same initial weights; returns (CSV row, [(examples seen, train MLM loss)])."""
+    """One run (a seed fixes initial weights, data order and dropout); returns (CSV row,
+    [(examples seen, train MLM loss)])."""
     import tensorflow as tf
     import tf_keras
     from bert_pretrain import config as config_lib

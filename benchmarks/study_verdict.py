@@ -8,11 +8,11 @@ import numpy as np
 
 VERDICT_RULE = (
     "An optimizer's large-batch accuracy is the mean over seeds at the largest batch, its base "
-    "accuracy the mean at B0; the noise s is the pooled standard deviation of the two seeds at "
-    "those two batches, and the tolerance max(0.005, 2s). **Holds**: the largest batch is within the "
-    "tolerance of B0 and at least 0.01 above the unigram plateau. **Refuted**: it is more than 3x "
-    "the tolerance below B0, or within 0.01 of the plateau while B0 is not. **Inconclusive**: "
-    "anything else.")
+    "accuracy the mean at B0; the noise s is the pooled standard deviation over the seeds at "
+    "those two batches, and the tolerance max(0.005, 2s). **Holds**: the largest batch is no more "
+    "than the tolerance below B0 and at least 0.01 above the unigram plateau. **Refuted**: it is "
+    "more than 3x the tolerance below B0, or less than 0.01 above the plateau while B0 is not. "
+    "**Inconclusive**: anything else, including a run that diverged (NaN).")
 
 
 def accuracy(rows: list, name: str, multiple: int) -> list:

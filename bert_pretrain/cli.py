@@ -42,7 +42,7 @@ flags.DEFINE_enum("tsv_layout", "text", ["mnli", "sst2", "mrpc", "cola", "qqp", 
                   "Columns of the TSV files: a GLUE task's, or text[<TAB>text_b]<TAB>label.")
 flags.DEFINE_string("vocab_file", "", "Default: the vocab beside the pretrained checkpoints (must match).")
 flags.DEFINE_bool("do_lower_case", None, "Default: as the pretraining data (must match).")
-flags.DEFINE_float("epochs", None, "Passes over the training set (default: the task's recipe).")
+flags.DEFINE_integer("epochs", None, "Passes over the training set (default: the task's recipe).")
 flags.DEFINE_integer("batch_size", None, "Global batch (default: the task's recipe).")
 flags.DEFINE_float("warmup_proportion", None, "Share of the steps warming up (default: the recipe's).")
 flags.DEFINE_integer("doc_stride", None, "SQuAD: tokens between the starts of a context's windows.")
@@ -84,7 +84,8 @@ flags.DEFINE_integer("eval_every", 0, "Evaluation interval (multiple of --steps_
 flags.DEFINE_integer("max_consecutive_skips", 20, "Stop after this many steps in a row with NaN/Inf gradients.")
 flags.DEFINE_integer("seed", 12345, "Initialisation, data order and dropout.")
 flags.DEFINE_float("peak_tflops", 0.0, "Peak TFLOP/s of one replica, for the MFU estimate.")
-flags.DEFINE_string("export_dir", "", "Write the encoder here at the end (Model Garden checkpoint + SavedModel).")
+flags.DEFINE_string("export_dir", "", "Write the encoder here at the end: Model Garden checkpoint, SavedModel, "
+                    "TF Hub encoder and preprocessing models, config and vocab (a finetune --init_from).")
 # ----- devices -----
 flags.DEFINE_enum("strategy", "default", ["default", "one_device", "mirrored", "multi_worker"],
                   "tf.distribute strategy (ignored with --tpu).")
@@ -244,8 +245,9 @@ def finetune() -> dict:
         task=FLAGS.task, output_dir=FLAGS.output_dir, pretrained=pretrained, config=config,
         max_seq_length=chosen["max_seq_length"], train_file=FLAGS.train_file, eval_file=FLAGS.eval_file,
         tsv_layout=FLAGS.tsv_layout, vocab_file=FLAGS.vocab_file,
-        do_lower_case=FLAGS.do_lower_case, doc_stride=chosen["doc_stride"] or 128,
-        max_query_length=chosen["max_query_length"] or 64)
+        do_lower_case=FLAGS.do_lower_case,
+        doc_stride=128 if chosen["doc_stride"] is None else chosen["doc_stride"],
+        max_query_length=64 if chosen["max_query_length"] is None else chosen["max_query_length"])
     return tasks.finetune(options, make_strategy())
 
 

@@ -20,13 +20,14 @@ from bert_pretrain.config import MAX_POSITION, TYPE_VOCAB_SIZE, ModelConfig
 from bert_pretrain.trainer import CONFIG_FILE
 
 HUB_SEQ_LENGTH = 128   # the preprocessing model's default output length
+PRETRAINER_CHECKPOINT = "pretrainer"
 
 
 def export(model, model_config: ModelConfig, model_dir: str, export_dir: str, log=print) -> None:
     """`model`: the trained BertPretrainerV2; `model_dir`: where it trained (config and vocab)."""
     tf.io.gfile.makedirs(export_dir)
     checkpoint = tf.train.Checkpoint(**model.checkpoint_items)
-    checkpoint.write(os.path.join(export_dir, "pretrainer"))
+    checkpoint.write(os.path.join(export_dir, PRETRAINER_CHECKPOINT))
     _encoder_savedmodel(model.encoder_network, os.path.join(export_dir, "encoder_savedmodel"))
     for name in (CONFIG_FILE, vocab_record.VOCAB_FILE, vocab_record.RECORD_FILE):
         if tf.io.gfile.exists(os.path.join(model_dir, name)):

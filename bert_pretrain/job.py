@@ -40,5 +40,5 @@ def build_trainer(job: Job, strategy) -> Trainer:
         datasets.check_data(job.eval_data, job.model.vocab_size, job.eval_flag)
     trainer = Trainer(job.model, job.training, strategy, job.model_dir)
     if trainer.write_dir == job.model_dir:   # the chief
-        vocab_record.save(job.model_dir, job.train_data.metadata)
+        vocab_record.save(job.model_dir, job.train_data.metadata, job.data_flag)
     return trainer

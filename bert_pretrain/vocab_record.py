@@ -28,11 +28,17 @@ class VocabRecord:
     do_lower_case: bool
 
 
-def save(model_dir: str, data: Metadata) -> None:
-    """Copies the data's vocab into model_dir with its record; a model_dir keeps its first one
-    (phase 2's data shares phase 1's vocab, and the data check has compared the sizes)."""
-    if (data is None or not data.vocab_file or not tf.io.gfile.exists(data.vocab_file)
-            or tf.io.gfile.exists(os.path.join(model_dir, RECORD_FILE))):
+def save(model_dir: str, data: Metadata, flag: str = "train_files") -> None:
+    """Copies the data's vocab into model_dir with its record. A model_dir that has one already
+    must be trained on the same vocab: data of another vocab of the same size would pass every
+    size check and silently change what the ids mean."""
+    if data is None or not data.vocab_file or not tf.io.gfile.exists(data.vocab_file):
+        return
+    existing = load(model_dir)
+    if existing is not None:
+        if data.vocab_sha256 and existing.sha256 != data.vocab_sha256:
+            raise UsageError(flag, f"the data's vocab ({data.vocab_file}) is not the one {model_dir} was "
+                             f"trained with ({existing.vocab_file})", "use data made with that vocab, or a new --model_dir")
         return
     tf.io.gfile.makedirs(model_dir)
     with atomic.replacing(os.path.join(model_dir, VOCAB_FILE)) as temporary:

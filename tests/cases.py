@@ -15,7 +15,7 @@ VARIABLES = {
     "dense_bias": ((3,), "normal", 0.1),
     "LayerNorm_gamma": ((3,), "ones", 0.5),
     "word_embeddings": ((7, 4), "normal", 2.0),
-    "zero_init_kernel": ((4, 2), "zeros", 1.0),   # ‖x‖ = 0 at step 1: ratio 1
+    "zero_init_kernel": ((4, 2), "zeros", 1.0),   # ‖x‖ = 0 at step 1: ratio 1, or phi_min/‖u‖
     "no_grad_kernel": ((2, 2), "normal", 0.0),    # zero gradient throughout
 }
 BERT = ["LayerNorm", "layer_norm", "bias"]

@@ -42,8 +42,8 @@ flags.DEFINE_integer("block_bytes", _DEFAULTS.block_bytes,
 flags.DEFINE_integer("workers", _DEFAULTS.workers, "Worker processes; 1 = in-process; 0 = one per "
                      "core, or in-process for small jobs (input MB x dupe_factor < 300).")
 flags.DEFINE_integer("min_document_sentences", _DEFAULTS.min_document_sentences,
-                     "Skip (and count) documents with fewer sentences; 1 keeps every non-empty document, as "
-                     "google-research does (one sentence gives a random-next pair); 2 was this tool's former rule.")
+                     "1 keeps every non-empty document, as google-research does (one sentence gives a "
+                     "random-next pair); 2 skips (and counts) one-sentence documents.")
 flags.DEFINE_bool("overwrite", _DEFAULTS.overwrite, "Replace data made with other settings.")
 flags.DEFINE_bool("progress", _DEFAULTS.progress, "Show a progress line on stderr.")
 flags.DEFINE_bool("verbose", False, "Show TensorFlow's own log lines too.")

@@ -6,9 +6,9 @@ memory. Two layouts are understood, both with a blank line between documents:
 * ``bert``: one sentence per line (the google-research format);
 * ``paragraphs``: one paragraph of running text per line, split by `sentences.split_sentences`.
 
-Bytes that are not UTF-8 are replaced by U+FFFD and counted; empty files are skipped and counted, and
-so are one-sentence documents (kept: whether a document is long enough is decided after tokenisation,
-by `--min_document_sentences`).
+Bytes that are not UTF-8 are replaced by U+FFFD and counted; empty files are skipped and counted.
+One-sentence documents are counted and passed on: whether a document is long enough is decided
+after tokenisation, by `--min_document_sentences`.
 """
 
 import codecs

@@ -52,7 +52,8 @@ def validate(options: Options) -> None:
         ("num_shards", options.num_shards >= 1, "use 1 or more"),
         ("block_bytes", options.block_bytes >= 1024, "use at least 1024"),
         ("workers", options.workers >= 0, "use 0 (one per core) or more"),
-        ("min_document_sentences", options.min_document_sentences >= 1, "use 1 (every document) or more"),
+        ("min_document_sentences", options.min_document_sentences in (1, 2),
+         "use 1 (every document, as google-research) or 2 (skip one-sentence documents)"),
         ("vocab_size", options.vocab_size > len(vocab_lib.RESERVED_TOKENS), "use a larger value"),
         ("vocab_sample_mb", options.vocab_sample_mb > 0, "use a positive number of megabytes"),
         ("feature_names", options.feature_names in tfrecords.FEATURE_NAMES, "use v1 or v2"),
@@ -145,10 +146,10 @@ def create_pretraining_data(options: Options) -> dict:
 
     read_stats = corpus_lib.ReadStats()
     num_blocks = sum(1 for _ in blocks(source, options.block_bytes, read_stats))
-    usable = read_stats.documents - (read_stats.one_sentence_documents if options.min_document_sentences > 1 else 0)
+    usable = read_stats.documents - (read_stats.one_sentence_documents if options.min_document_sentences == 2 else 0)
     if usable == 0:
         raise UsageError("input", "the input holds no document" + (
-            f" with {options.min_document_sentences} or more sentences" if options.min_document_sentences > 1 else ""),
+            " with 2 or more sentences" if options.min_document_sentences == 2 else ""),
                          "give text with one sentence per line and a blank line between documents "
                          "(or --input_format=paragraphs)")
     bounds = [s * num_blocks // options.num_shards for s in range(options.num_shards + 1)]
@@ -270,9 +271,10 @@ def _print_summary(metadata: dict, seconds: float) -> None:
         f"input: {read['files']:,} file(s), {read['input_bytes'] / 1e6:,.1f} MB; "
         f"{read['empty_files']:,} empty file(s) skipped; {read['replaced_bytes']:,} invalid UTF-8 "
         f"byte(s) replaced by U+FFFD",
-        f"documents: {counts['documents']:,} used ({read['one_sentence_documents']:,} of one sentence), "
-        f"{counts['short_documents']:,} with fewer than {metadata['settings']['min_document_sentences']} "
-        f"sentence(s) skipped",
+        f"documents: {counts['documents']:,} used, "
+        + (f"{read['one_sentence_documents']:,} of them of one sentence"
+           if metadata["settings"]["min_document_sentences"] == 1 else
+           f"{counts['short_documents']:,} with fewer than 2 sentences skipped"),
         f"sentences: {counts['sentences']:,}  tokens: {counts['tokens']:,}  "
         f"[UNK] rate: {100 * metadata['unk_rate']:.3f}%",
         f"instances: {counts['instances']:,} ({counts['masked_tokens']:,} masked tokens) in "

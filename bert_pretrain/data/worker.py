@@ -68,7 +68,7 @@ class BlockProcessor:
         document_of = np.repeat(np.arange(len(documents)), [len(d) for d in documents])
         non_empty = lengths > 0
         keep_document = (np.bincount(document_of[non_empty], minlength=len(documents))
-                         >= max(1, self.config.min_document_sentences))
+                         >= self.config.min_document_sentences)
         stats.short_documents += int((~keep_document).sum())
         keep_sentence = non_empty & keep_document[document_of]
         ids = ids[np.repeat(keep_sentence, lengths)]

@@ -29,8 +29,9 @@ class TsvLayout:
 
     @property
     def columns(self) -> int:
-        """The fewest columns a row must have."""
-        return max(i if i >= 0 else -i - 1 for i in (self.text_a, self.text_b or 0, self.label)) + 1
+        """The fewest columns a row must have: a label counted from the end comes after the texts."""
+        texts = max(self.text_a, self.text_b or 0) + 1
+        return max(texts, self.label + 1) if self.label >= 0 else texts - self.label
 
 
 LAYOUTS = {
@@ -67,7 +68,7 @@ def read(path: str, layout: TsvLayout, labels: tuple | None, flag: str) -> Examp
     try:
         with tf.io.gfile.GFile(path) as handle:
             rows = list(csv.reader(handle, delimiter="\t", quotechar=None))
-    except (tf.errors.OpError, UnicodeDecodeError) as error:
+    except (tf.errors.OpError, UnicodeDecodeError, csv.Error) as error:
         raise UsageError(flag, f"cannot read {path} ({type(error).__name__})", "give a UTF-8 TSV file") from None
     examples, skipped = [], collections.Counter()
     for number, row in enumerate(rows[1:] if layout.header else rows, 2 if layout.header else 1):

@@ -3,8 +3,9 @@ plan's phase directory is one), an `--export_dir` of `bert-pretrain train`, or n
 initialisation, the baseline pretraining must beat).
 
 The task heads are Model Garden's: `BertClassifier` with its own [CLS] pooler initialised from the
-pretrained next-sentence head's pooler (the encoder's own pooler gets no gradient in pretraining,
-as in Model Garden's `init_cls_pooler`), and `BertSpanLabeler` for SQuAD.
+pretrained next-sentence head's pooler (the encoder's own pooler gets no gradient in pretraining;
+google-research fine-tunes the NSP-trained pooler too, and Model Garden offers the same copy as
+`init_cls_pooler`), and `BertSpanLabeler` for SQuAD.
 """
 
 import dataclasses
@@ -18,9 +19,9 @@ from bert_pretrain import model as model_lib
 from bert_pretrain import vocab_record
 from bert_pretrain.config import ModelConfig
 from bert_pretrain.errors import UsageError
+from bert_pretrain.export import PRETRAINER_CHECKPOINT
 from bert_pretrain.trainer import CONFIG_FILE
 
-EXPORTED_CHECKPOINT = "pretrainer"   # `<export_dir>/pretrainer`, written by bert_pretrain.export
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,7 +40,7 @@ def from_directory(directory: str, dropout: float, flag: str = "init_from") -> P
                          "point at a pretraining --model_dir (for a plan, one phase's directory) or an --export_dir")
     with tf.io.gfile.GFile(config_path) as handle:
         config = dict(json.load(handle), dropout=dropout)
-    exported = os.path.join(directory, EXPORTED_CHECKPOINT)
+    exported = os.path.join(directory, PRETRAINER_CHECKPOINT)
     checkpoint = tf.train.latest_checkpoint(directory)
     if checkpoint is None and tf.io.gfile.exists(exported + ".index"):
         return Pretrained(ModelConfig(**config), exported, vocab_record.load(directory), exported=True)

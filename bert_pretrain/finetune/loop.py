@@ -19,7 +19,7 @@ from lamb_tf.schedules import WarmupPolynomialDecay
 
 @dataclasses.dataclass(frozen=True)
 class FinetuneConfig:
-    epochs: float
+    epochs: int
     batch_size: int
     learning_rate: float
     warmup_proportion: float = 0.1
@@ -49,10 +49,12 @@ def train(build_model, losses, inputs: dict, targets, config: FinetuneConfig, st
     tf_keras.mixed_precision.set_global_policy(config.precision)
     examples = len(next(iter(inputs.values())))
     steps_per_epoch = max(1, examples // config.batch_size)
-    epochs = max(1, round(config.epochs))
+    epochs = int(config.epochs)
     total = steps_per_epoch * epochs
-    schedule = WarmupPolynomialDecay(config.learning_rate, int(config.warmup_proportion * total), total)
-    settings = TrainConfig(train_steps=total, global_batch_size=config.batch_size,
+    # From step 0, the warmup replacing the first steps: google-research's optimization.py.
+    schedule = WarmupPolynomialDecay(config.learning_rate, int(config.warmup_proportion * total), total,
+                                     decay_from="step_0")
+    settings = TrainConfig(train_steps=total, global_batch_size=config.batch_size, decay_from="step_0",
                            learning_rate=config.learning_rate, warmup_steps=int(config.warmup_proportion * total),
                            weight_decay=config.weight_decay, clip_norm=1.0, optimizer=config.optimizer,
                            precision=config.precision, seed=config.seed)

@@ -38,8 +38,10 @@ class Squad:
 def _articles(path: str, flag: str) -> list:
     try:
         with tf.io.gfile.GFile(path) as handle:
-            articles = json.load(handle)["data"]
-        return [article for article in articles if article["paragraphs"]]
+            articles = [article for article in json.load(handle)["data"] if article["paragraphs"]]
+        for paragraph in (p for article in articles for p in article["paragraphs"]):
+            paragraph["context"], [(q["id"], q["question"]) for q in paragraph["qas"]]
+        return articles
     except tf.errors.OpError as error:
         raise UsageError(flag, f"cannot read {path} ({error.message})", "give the SQuAD v1.1 JSON file") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -57,7 +59,7 @@ def read(path: str, is_training: bool, tokenizer, max_seq_length: int, doc_strid
     questions = sum(len(p["qas"]) for a in articles for p in a["paragraphs"])
     try:
         examples = squad_lib.read_squad_examples(path, is_training=is_training, version_2_with_negative=False)
-    except (KeyError, ValueError, IndexError) as error:
+    except (KeyError, ValueError, IndexError, TypeError) as error:
         raise UsageError(flag, f"{path}: a question is malformed ({type(error).__name__}: {error})",
                          "each training question needs one answer with text and answer_start") from None
     if not examples:

@@ -24,7 +24,7 @@ from bert_pretrain.finetune import classification, docstrings, encoder, loop, me
 
 TASKS = ("squad1.1", "classification", "docstrings")
 RECIPES_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "plans", "finetune")
-RESULTS = "results.json"
+RESULTS, SETTINGS = "results.json", "settings.json"
 
 
 def recipe(task: str) -> dict:
@@ -66,6 +66,21 @@ def _check(options: FinetuneOptions) -> None:
     if options.task == "classification" and options.tsv_layout not in classification.LAYOUTS:
         raise UsageError("tsv_layout", f"{options.tsv_layout!r} is not one of "
                          f"{', '.join(classification.LAYOUTS)}", "choose the layout of the files")
+    if options.task == "squad1.1":
+        if options.doc_stride < 1 or options.max_query_length < 1:
+            raise UsageError("doc_stride", f"doc_stride {options.doc_stride} and max_query_length "
+                             f"{options.max_query_length} must be >= 1", "use the recipe's 128 and 64")
+        if options.max_seq_length <= options.max_query_length + 3:
+            raise UsageError("max_seq_length", f"{options.max_seq_length} leaves no room for the context after "
+                             f"{options.max_query_length} question tokens and 3 special tokens",
+                             "raise --max_seq_length or lower --max_query_length")
+    config = options.config
+    for flag, ok, rule in (("epochs", config.epochs >= 1 and float(config.epochs).is_integer(), "a whole number >= 1"),
+                           ("batch_size", config.batch_size >= 1, ">= 1"),
+                           ("learning_rate", config.learning_rate > 0, "> 0"),
+                           ("warmup_proportion", 0 <= config.warmup_proportion < 1, "in [0, 1)")):
+        if not ok:
+            raise UsageError(flag, f"{getattr(config, flag)!r} is not {rule}", "change the flag")
 
 
 def finetune(options: FinetuneOptions, strategy, log=print) -> dict:
@@ -73,6 +88,7 @@ def finetune(options: FinetuneOptions, strategy, log=print) -> dict:
     _check(options)
     done = os.path.join(options.output_dir, RESULTS)
     if tf.io.gfile.exists(done):
+        _claim_output_dir(options)   # the same run, or an error
         with tf.io.gfile.GFile(done) as handle:
             results = json.load(handle)
         log(f"{options.output_dir}: already fine-tuned ({done})")
@@ -84,7 +100,6 @@ def finetune(options: FinetuneOptions, strategy, log=print) -> dict:
     if len(tokenizer.vocab) != options.pretrained.model_config.vocab_size:
         raise UsageError("vocab_file", f"{vocab_file} has {len(tokenizer.vocab)} tokens, the model "
                          f"{options.pretrained.model_config.vocab_size}", "use the model's own vocab")
-    tf.io.gfile.makedirs(options.output_dir)
     if options.task == "squad1.1":
         scores, extra = _squad(options, tokenizer, lower_case, strategy, log)
     else:
@@ -113,6 +128,31 @@ def pretrained_against_random(task: str, init_from: str, output_dir: str, strate
     return scores
 
 
+def _settings(options: FinetuneOptions) -> dict:
+    """What a run's weights and scores depend on: an output_dir holds one such run."""
+    settings = dataclasses.asdict(options)
+    settings["pretrained"] = {"checkpoint": options.pretrained.checkpoint,
+                              "model": dataclasses.asdict(options.pretrained.model_config)}
+    return json.loads(json.dumps(settings, default=str))
+
+
+def _claim_output_dir(options: FinetuneOptions) -> None:
+    """Records the run's settings in output_dir, or refuses a directory that holds another run (its
+    backup or results would be taken for this one's). Called once the inputs are checked."""
+    path = os.path.join(options.output_dir, SETTINGS)
+    settings = _settings(options)
+    if tf.io.gfile.exists(path):
+        with tf.io.gfile.GFile(path) as handle:
+            found = json.load(handle)
+        if found != settings:
+            changed = sorted(k for k in found.keys() | settings.keys() if found.get(k) != settings.get(k))
+            raise UsageError("output_dir", f"{options.output_dir} holds a fine-tuning run with other settings "
+                             f"({', '.join(changed)} differ)", "use another --output_dir, or the same flags")
+        return
+    tf.io.gfile.makedirs(options.output_dir)
+    atomic.write_text(path, json.dumps(settings, indent=1, sort_keys=True) + "\n")
+
+
 def _save(model, options: FinetuneOptions) -> None:
     manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model),
                                          os.path.join(options.output_dir, "checkpoints"), 1)
@@ -130,13 +170,14 @@ def _classification(options: FinetuneOptions, tokenizer, strategy, log):
     else:
         layout = classification.LAYOUTS[options.tsv_layout]
         train = classification.read(options.train_file, layout, layout.labels, "train_file")
-        labels = classification.label_set(layout, train)
-        held_out = classification.read(options.eval_file, layout, labels, "eval_file")
+        held_out = classification.read(options.eval_file, layout, classification.label_set(layout, train),
+                                       "eval_file")
     labels = classification.label_set(layout, train)
     for examples in (train, held_out):
         log(examples.report())
     train_inputs, train_labels = classification.features(train, labels, options.max_seq_length, tokenizer)
     eval_inputs, eval_labels = classification.features(held_out, labels, options.max_seq_length, tokenizer)
+    _claim_output_dir(options)
     model = loop.train(lambda: encoder.classifier(options.pretrained, len(labels)), [_sparse_cross_entropy],
                        train_inputs, train_labels, options.config, strategy, options.output_dir, log)
     _save(model, options)
@@ -153,6 +194,7 @@ def _squad(options: FinetuneOptions, tokenizer, lower_case: bool, strategy, log)
     train, dev = read(options.train_file, True, "train_file"), read(options.eval_file, False, "eval_file")
     for data in (train, dev):
         log(data.report())
+    _claim_output_dir(options)
     model = loop.train(lambda: encoder.span_labeler(options.pretrained),
                        [_sparse_cross_entropy, _sparse_cross_entropy], squad.inputs(train),
                        squad.targets(train), options.config, strategy, options.output_dir, log)

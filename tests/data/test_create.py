@@ -80,7 +80,7 @@ def test_output_schema_counts_and_invariants(corpus_dir, capsys):
     np.testing.assert_array_equal(data["masked_lm_weights"].sum(axis=1), wanted)
     summary = capsys.readouterr().err
     assert "2 invalid UTF-8 byte(s) replaced" in summary and "1 empty file(s) skipped" in summary
-    assert "documents: 72 used (1 of one sentence), 0 with fewer than 1 sentence(s) skipped" in summary
+    assert "documents: 72 used, 1 of them of one sentence" in summary
     assert f"instances: {n:,} (" in summary and f"[UNK] rate: {100 * 6 / counts['tokens']:.3f}%" in summary
     metadata.check_compatible(meta, max_seq_length=SEQ, max_predictions_per_seq=PREDS,
                               vocab_sha256=meta["vocab"]["sha256"], do_lower_case=True)
@@ -97,6 +97,8 @@ def test_one_sentence_documents_give_random_next_pairs_or_are_skipped(tmp_path, 
     assert meta["counts"]["documents"] == 6 and len(labels) > 0 and (labels == 1).all()   # 1: random next
     with pytest.raises(UsageError, match="^--input: .*no document with 2 or more sentences"):
         create_pretraining_data(options(tmp_path, out="two", min_document_sentences=2))
+    with pytest.raises(UsageError, match="^--min_document_sentences: invalid value 3; use 1 .* or 2"):
+        create_pretraining_data(options(tmp_path, out="three", min_document_sentences=3))
 
 
 def test_same_bytes_for_any_worker_count_and_shard_count(corpus_dir):

@@ -42,6 +42,15 @@ def test_bad_rows_are_counted_and_unknown_labels_skipped(tmp_path):
     assert "skipped 1 row(s) with a label outside 0/1, 1 row(s) with fewer than 2 columns" in read.report()
 
 
+def test_a_row_without_its_label_column_is_skipped_not_labelled_with_its_text(tmp_path):
+    path = tmp_path / "pairs.tsv"
+    path.write_text("left\tright\tyes\nonly left\tonly right\n")
+    read = classification.read(str(path), classification.LAYOUTS["text_pair"], None, "train_file")
+    assert [e.label for e in read.examples] == ["yes"]
+    assert read.skipped == {"row(s) with fewer than 3 columns": 1}
+    assert classification.LAYOUTS["text"].columns == 2 and classification.LAYOUTS["mnli"].columns == 11
+
+
 def test_text_layout_takes_its_labels_from_the_training_file(tmp_path):
     layout = classification.LAYOUTS["text"]
     train = tmp_path / "train.tsv"

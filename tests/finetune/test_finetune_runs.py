@@ -1,6 +1,7 @@
 """`bert-pretrain finetune` end to end on tiny data from a tiny pretrained model_dir: scores and
 files written, a finished run not repeated, a killed run resumed, vocab and casing checked."""
 
+import dataclasses
 import json
 import os
 import random
@@ -58,6 +59,8 @@ def test_classification_end_to_end_then_not_repeated(tmp_path, model_dir):
     assert os.path.exists(tmp_path / "out" / "checkpoints" / "checkpoint")
     again = finetune(*flags)
     assert again.returncode == 0 and "already fine-tuned" in again.stdout
+    other = finetune(*flags[:-1], "--learning_rate=3e-4")   # the same output_dir, another run
+    assert other.returncode == 1 and "holds a fine-tuning run with other settings (config differ)" in other.stderr
 
 
 def test_a_killed_run_resumes_from_its_backup(tmp_path, model_dir):
@@ -134,4 +137,22 @@ def test_more_tokens_than_the_model_has_positions_is_refused(tmp_path, model_dir
         train_file="train.json", eval_file="dev.json")
     with pytest.raises(UsageError, match=r"^--max_seq_length: 1024 is outside \[8, 512\]; .*\(--doc_stride\)$"):
         tasks.finetune(options, strategy=None)
+    # A window that leaves no room for the context would make squad_lib loop for ever.
+    with pytest.raises(UsageError, match=r"^--max_seq_length: 48 leaves no room for the context after 64"):
+        tasks.finetune(dataclasses.replace(options, max_seq_length=48), strategy=None)
+    with pytest.raises(UsageError, match=r"^--epochs: 2.5 is not a whole number >= 1"):
+        tasks.finetune(dataclasses.replace(options, max_seq_length=128, config=dataclasses.replace(
+            options.config, epochs=2.5)), strategy=None)
     assert not os.path.exists(tmp_path / "out")
+
+
+def test_a_model_dir_keeps_the_vocab_it_was_trained_with(tmp_path, model_dir):
+    from bert_pretrain.data.metadata import Metadata
+
+    other = tmp_path / "data"
+    other.mkdir()
+    (other / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nother\n")
+    (other / "metadata.json").write_text(json.dumps({"vocab": {"file": "vocab.txt", "sha256": "f" * 64, "size": 6}}))
+    with pytest.raises(UsageError, match=r"^--train_files: the data's vocab .* is not the one .* was trained with"):
+        vocab_record.save(model_dir, Metadata.of_directory(str(other)))
+    assert vocab_record.load(model_dir).size == 120   # unchanged
