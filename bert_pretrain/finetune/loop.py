@@ -45,6 +45,9 @@ def train(build_model, losses, inputs: dict, targets, config: FinetuneConfig, st
           log=print) -> tf_keras.Model:
     """Builds (`build_model()`) and compiles the model in the strategy's scope and fits it on
     (inputs, targets): `config.epochs` passes, shuffled by `config.seed`."""
+    # Dropout from tf.random.Generator, as in pretraining: the result then depends on the seed only,
+    # not on whether this process pretrained first (which switches Keras to these generators).
+    tf_keras.backend.experimental.enable_tf_random_generator()
     tf_keras.utils.set_random_seed(config.seed)
     tf_keras.mixed_precision.set_global_policy(config.precision)
     examples = len(next(iter(inputs.values())))

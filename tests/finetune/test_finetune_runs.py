@@ -61,6 +61,10 @@ def test_classification_end_to_end_then_not_repeated(tmp_path, model_dir):
     assert again.returncode == 0 and "already fine-tuned" in again.stdout
     other = finetune(*flags[:-1], "--learning_rate=3e-4")   # the same output_dir, another run
     assert other.returncode == 1 and "holds a fine-tuning run with other settings (config differ)" in other.stderr
+    # Dropout from seeded generators whatever ran before in the process: the same seed, the same score.
+    twin = finetune(*[f.replace(f"{tmp_path}/out", f"{tmp_path}/twin") for f in flags])
+    assert twin.returncode == 0
+    assert json.load(open(tmp_path / "twin" / "results.json"))["scores"] == results["scores"]
 
 
 def test_a_killed_run_resumes_from_its_backup(tmp_path, model_dir):
