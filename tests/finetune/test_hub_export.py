@@ -33,5 +33,16 @@ def test_preprocess_then_encoder_match_our_model(tmp_path):
     cls = expected["sequence_output"][:, 0]
     nsp_pooler = ours.classification_heads[0].dense(cls)
     np.testing.assert_allclose(theirs["pooled_output"], nsp_pooler, atol=1e-5)
-    # The directory is a fine-tuning starting point too.
-    assert encoder.from_directory(str(tmp_path / "export"), dropout=0.1).exported
+    # The directory is a fine-tuning starting point too: the classifier built from it has our
+    # encoder's weights and, as its [CLS] pooler, the next-sentence head's.
+    exported = encoder.from_directory(str(tmp_path / "export"), dropout=0.1)
+    assert exported.exported
+    classifier = encoder.classifier(exported, num_classes=3)
+    assert len(classifier.checkpoint_items["encoder"].weights) == len(ours.encoder_network.weights) > 10
+    assert len(classifier.checkpoint_items["sentence_prediction.pooler_dense"].weights) == 2
+    for theirs_weight, ours_weight in zip(classifier.checkpoint_items["encoder"].weights,
+                                          ours.encoder_network.weights):
+        np.testing.assert_array_equal(theirs_weight.numpy(), ours_weight.numpy())
+    for theirs_weight, ours_weight in zip(classifier.checkpoint_items["sentence_prediction.pooler_dense"].weights,
+                                          ours.classification_heads[0].dense.weights):
+        np.testing.assert_array_equal(theirs_weight.numpy(), ours_weight.numpy())
