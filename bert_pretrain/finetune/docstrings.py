@@ -58,7 +58,7 @@ def examples(split: str) -> tuple[tuple[str, str], ...]:
         from bert_pretrain.errors import UsageError   # pylint: disable=import-outside-toplevel
         raise UsageError("task", f"this Python's standard library lacks {', '.join(missing)}, a class of the "
                          "built-in docstring task", "use a full Python installation (python.org, pyenv, conda)")
-    if split == "eval":   # the same text in a training module (a shared helper's docstring)
+    if split == "eval":   # the same text in a training module (a docstring shared by two modules)
         seen = {text for texts in _texts_by_package("train").values() for text in texts}
         by_package = {package: [t for t in texts if t not in seen] for package, texts in by_package.items()}
     chosen = []

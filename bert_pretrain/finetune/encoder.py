@@ -49,12 +49,18 @@ def from_directory(directory: str, dropout: float, flag: str = "init_from") -> P
     return Pretrained(ModelConfig(**config), checkpoint, vocab_record.load(directory))
 
 
+def _build_variables(model, **extra_inputs) -> None:
+    """One call on a tiny batch, so that the model's variables exist and a restore or a weight copy
+    happens now rather than on first use."""
+    zeros = tf.zeros((1, 8), tf.int32)
+    model({"input_word_ids": zeros, "input_mask": tf.ones_like(zeros), "input_type_ids": zeros,
+           **extra_inputs}, training=False)
+
+
 def _pretrainer(pretrained: Pretrained):
     """Model Garden's pretrainer with the pretrained weights (all of them: encoder and heads)."""
     pretrainer = model_lib.build_pretrainer(pretrained.model_config)
-    zeros = tf.zeros((1, 8), tf.int32)
-    pretrainer({"input_word_ids": zeros, "input_mask": tf.ones_like(zeros), "input_type_ids": zeros,
-                "masked_lm_positions": zeros[:, :1]}, training=False)   # variables exist: restore now
+    _build_variables(pretrainer, masked_lm_positions=tf.zeros((1, 1), tf.int32))
     if pretrained.checkpoint:
         objects = (pretrainer.checkpoint_items if pretrained.exported
                    else {"model": pretrainer})
@@ -70,8 +76,7 @@ def classifier(pretrained: Pretrained, num_classes: int) -> tf_keras.Model:
     model = models.BertClassifier(network=pretrainer.encoder_network, num_classes=num_classes,
                                   initializer=tf_keras.initializers.TruncatedNormal(stddev=0.02),
                                   dropout_rate=pretrained.model_config.dropout, use_encoder_pooler=False)
-    zeros = tf.zeros((1, 8), tf.int32)
-    model({"input_word_ids": zeros, "input_mask": tf.ones_like(zeros), "input_type_ids": zeros})
+    _build_variables(model)
     if pretrained.checkpoint:
         nsp_pooler = pretrainer.classification_heads[0].dense
         model.checkpoint_items["sentence_prediction.pooler_dense"].set_weights(nsp_pooler.get_weights())

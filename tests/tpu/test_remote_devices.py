@@ -19,7 +19,7 @@ SCRIPT = """
 import os, signal, socket, sys
 import numpy as np
 import tensorflow as tf
-sys.path.insert(0, {helpers!r})
+sys.path.insert(0, {training_tests!r})
 from training_helpers import PRED, SEQ, VOCAB, write_shards
 from bert_pretrain import config as config_lib, datasets
 from bert_pretrain.config import TrainConfig
@@ -75,7 +75,7 @@ def checkpoint_values(model_dir):
 
 
 def test_train_checkpoint_resume_and_eval_on_remote_devices(tmp_path):
-    script = SCRIPT.format(helpers=str(REPO / "tests" / "training"))
+    script = SCRIPT.format(training_tests=str(REPO / "tests" / "training"))
     run = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
                          timeout=600, check=False)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
