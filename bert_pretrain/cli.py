@@ -82,6 +82,8 @@ flags.DEFINE_integer("checkpoint_every", 1000, "Checkpoint interval (multiple of
 flags.DEFINE_integer("keep_checkpoints", 5, "Checkpoints kept.")
 flags.DEFINE_integer("eval_every", 0, "Evaluation interval (multiple of --steps_per_loop); 0 = at the end.")
 flags.DEFINE_integer("max_consecutive_skips", 20, "Stop after this many steps in a row with NaN/Inf gradients.")
+flags.DEFINE_float("max_bad_record_fraction", 0.01, "Damaged data files are read up to their first bad record; "
+                   "stop when the records skipped so exceed this share of the data.")
 flags.DEFINE_integer("seed", 12345, "Initialisation, data order and dropout.")
 flags.DEFINE_float("peak_tflops", 0.0, "Peak TFLOP/s of one replica, for the MFU estimate.")
 flags.DEFINE_string("export_dir", "", "Write the encoder here at the end: Model Garden checkpoint, SavedModel, "
@@ -98,7 +100,8 @@ flags.DEFINE_bool("verbose", False, "Show TensorFlow's own log lines too.")
 DEVICE_FLAGS = ["strategy", "tpu", "tpu_zone", "tpu_project", "cpu_devices"]
 # Settings of the training loop a run passes on to every phase when given explicitly.
 RUN_TRAINING_FLAGS = ["steps_per_loop", "precision", "seed", "checkpoint_every", "keep_checkpoints",
-                      "eval_every", "max_consecutive_skips", "weight_decay", "peak_tflops"]
+                      "eval_every", "max_consecutive_skips", "max_bad_record_fraction", "weight_decay",
+                      "peak_tflops"]
 HELP_GROUPS = {
     "run": [("plan and data", ["plan", "data_dir", "model_dir", "corpus", "eval_corpus",
                                "data_vocab_size"]),
@@ -114,7 +117,7 @@ HELP_GROUPS = {
                                           "weight_decay", "clip_norm", "precision"]),
               ("loop, checkpoints, output", ["steps_per_loop", "xla", "checkpoint_every",
                                              "keep_checkpoints", "eval_every", "max_consecutive_skips",
-                                             "seed", "peak_tflops", "export_dir"]),
+                                             "max_bad_record_fraction", "seed", "peak_tflops", "export_dir"]),
               ("devices", DEVICE_FLAGS),
               ("console", ["verbose"])],
 }
@@ -161,7 +164,8 @@ def train_config_from_flags():
         decay_from=FLAGS.decay_from,
         accumulation_steps=FLAGS.accumulation_steps, steps_per_loop=FLAGS.steps_per_loop,
         weight_decay=FLAGS.weight_decay, clip_norm=FLAGS.clip_norm, precision=FLAGS.precision,
-        max_consecutive_skips=FLAGS.max_consecutive_skips, checkpoint_every=FLAGS.checkpoint_every,
+        max_consecutive_skips=FLAGS.max_consecutive_skips,
+        max_bad_record_fraction=FLAGS.max_bad_record_fraction, checkpoint_every=FLAGS.checkpoint_every,
         keep_checkpoints=FLAGS.keep_checkpoints, eval_every=FLAGS.eval_every, seed=FLAGS.seed,
         peak_tflops=FLAGS.peak_tflops, optimizer=FLAGS.optimizer, xla=FLAGS.xla)
 
@@ -255,6 +259,7 @@ COMMANDS = {"train": train, "run": run, "finetune": finetune}
 
 
 def _main(argv):
+    from bert_pretrain.checkpoints import CheckpointWriteError
     from bert_pretrain.errors import UsageError
     from bert_pretrain.trainer import NonFiniteError
 
@@ -263,7 +268,7 @@ def _main(argv):
         raise app.UsageError(COMMANDS_USAGE)
     try:
         COMMANDS[argv[1]]()
-    except (UsageError, NonFiniteError) as error:
+    except (UsageError, NonFiniteError, CheckpointWriteError) as error:
         print(f"bert-pretrain: {error}", file=sys.stderr)
         return 1
     return 0

@@ -73,6 +73,7 @@ class TrainConfig:
     clip_norm: float = 0.0           # global norm; 0 = no clipping
     precision: str = "float32"
     max_consecutive_skips: int = 20
+    max_bad_record_fraction: float = 0.01   # of the records, in damaged files, before a run stops (data_faults)
     checkpoint_every: int = 1000
     keep_checkpoints: int = 5
     eval_every: int = 0              # 0 = evaluate only at the end (if there are eval files)
@@ -99,3 +100,4 @@ class TrainConfig:
             need(every >= 0 and every % self.steps_per_loop == 0, flag,
                  f"{every} is not a multiple of --steps_per_loop={self.steps_per_loop}")
         need(0 <= self.warmup_steps < self.train_steps, "warmup_steps", "must be below --train_steps")
+        need(0 <= self.max_bad_record_fraction < 1, "max_bad_record_fraction", "must be in [0, 1)")

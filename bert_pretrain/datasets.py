@@ -25,7 +25,8 @@ class DataSpec:
     max_seq_length: int
     max_predictions_per_seq: int
     feature_names: str = "v1"
-    record_counts: tuple[int, ...] | None = None   # per file, from metadata.json; None: count on resume
+    record_counts: tuple[int, ...] | None = None   # per file: metadata.json's, a damaged file's readable
+    #                                                 records (data_faults); None: counted on resume
     metadata: Metadata | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
@@ -59,7 +60,8 @@ def resolve_files(patterns: str, flag: str) -> tuple[str, ...]:
 
 def check_data(spec: DataSpec, vocab_size: int, flag: str) -> None:
     """Metadata first (cheap, complete), then a scan of a sample: an id >= vocab_size reads out of
-    bounds silently on TPU and trains on garbage, so it must stop the run here."""
+    bounds silently on TPU and trains on garbage, so it must stop the run here. (A damaged record
+    is not a reason to stop: `data_faults` decides.)"""
     metadata = spec.metadata or Metadata.of_files(spec.files)   # a DataSpec made by hand has none
     if metadata is not None:
         try:
@@ -91,7 +93,7 @@ def _scan_file(path: str, spec: DataSpec, vocab_size: int, flag: str) -> None:
                               f"max_predictions_per_seq={spec.max_predictions_per_seq}",
                          "pass the lengths the data was made with") from None
     except tf.errors.DataLossError:
-        raise UsageError(flag, f"{path} is not a readable TFRecord file", "remove or remake it") from None
+        pass   # a damaged record: the run reads the file up to it (data_faults)
 
 
 def _pipeline_files(spec: DataSpec, context: tf.distribute.InputContext) -> list[int]:
@@ -112,10 +114,17 @@ def _decode_and_batch(records: tf.data.Dataset, spec: DataSpec, batch_size: int)
     return decoded.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
+def _in_file_order(spec: DataSpec, indices: list[int]) -> tf.data.Dataset:
+    """The records of these files one file after another, each up to its record count if known."""
+    limits = [spec.record_counts[i] if spec.record_counts else -1 for i in indices]
+    return tf.data.Dataset.from_tensor_slices(([spec.files[i] for i in indices],
+                                               tf.constant(limits, tf.int64))).flat_map(
+        lambda path, limit: tf.data.TFRecordDataset(path).take(limit))
+
+
 def examples(spec: DataSpec) -> tf.data.Dataset:
     """Every record of `spec.files`, in file order, decoded (v1 names, int32): to inspect data."""
-    records = tf.data.Dataset.from_tensor_slices(list(spec.files)).flat_map(tf.data.TFRecordDataset)
-    return records.map(lambda r: _decode(r, spec))
+    return _in_file_order(spec, list(range(len(spec.files)))).map(lambda r: _decode(r, spec))
 
 
 def train_dataset_fn(spec: DataSpec, global_batch_size: int, seed: int, consumed_steps: int = 0,
@@ -128,9 +137,10 @@ def train_dataset_fn(spec: DataSpec, global_batch_size: int, seed: int, consumed
         replicas_per_pipeline = context.num_replicas_in_sync // context.num_input_pipelines
         start = consumed_steps * replicas_per_pipeline * batch_size
         counts = None
-        if start:
-            counts = ([spec.record_counts[i] for i in indices] if spec.record_counts
-                      else record_order.count_records([spec.files[i] for i in indices]))
+        if spec.record_counts:
+            counts = [spec.record_counts[i] for i in indices]
+        elif start:
+            counts = record_order.count_records([spec.files[i] for i in indices])
         records = record_order.records([spec.files[i] for i in indices], seed, start, counts, window)
         return _decode_and_batch(records, spec, batch_size)
     return dataset_fn
@@ -139,7 +149,6 @@ def train_dataset_fn(spec: DataSpec, global_batch_size: int, seed: int, consumed
 def eval_dataset_fn(spec: DataSpec, global_batch_size: int):
     """One pass over the held-out files in file order (the remainder that fills no batch is dropped)."""
     def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
-        files = [spec.files[i] for i in _pipeline_files(spec, context)]
-        records = tf.data.Dataset.from_tensor_slices(files).flat_map(tf.data.TFRecordDataset)
+        records = _in_file_order(spec, _pipeline_files(spec, context))
         return _decode_and_batch(records, spec, context.get_per_replica_batch_size(global_batch_size))
     return dataset_fn

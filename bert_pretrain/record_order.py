@@ -18,8 +18,9 @@ callbacks), so the pipeline also runs on a TPU host's CPU that is not this proce
 
 import dataclasses
 
-import numpy as np
 import tensorflow as tf
+
+from bert_pretrain.data.verify import readable_records
 
 GROUP = 8           # files interleaved at a time
 WINDOW = 10_000     # records shuffled together
@@ -87,36 +88,42 @@ def locate(counts: list[int], seed: int, start: int, group: int = GROUP) -> Posi
     raise AssertionError("unreachable: offset < total")
 
 
-def _interleaved(files: tf.Tensor, skips: tf.Tensor, group: int) -> tf.data.Dataset:
-    def records(path, skip):
-        return tf.data.TFRecordDataset(path, buffer_size=1 << 22).skip(skip)
-    return tf.data.Dataset.from_tensor_slices((files, skips)).interleave(
+def _interleaved(files: tf.Tensor, skips: tf.Tensor, limits: tf.Tensor, group: int) -> tf.data.Dataset:
+    def records(path, skip, limit):
+        return tf.data.TFRecordDataset(path, buffer_size=1 << 22).take(limit).skip(skip)
+    return tf.data.Dataset.from_tensor_slices((files, skips, limits)).interleave(
         records, cycle_length=group, block_length=1, num_parallel_calls=group, deterministic=True)
 
 
-def _epoch(paths: tf.Tensor, seed: int, epoch, group: int, first_group: int = 0) -> tf.data.Dataset:
+def _epoch(paths: tf.Tensor, limits: tf.Tensor, seed: int, epoch, group: int,
+           first_group: int = 0) -> tf.data.Dataset:
     """Epoch `epoch` from group `first_group` on, every file from its first record."""
-    files = tf.gather(paths, epoch_order(paths.shape[0], seed, epoch))[first_group * group:]
-    groups = tf.data.Dataset.from_tensor_slices(files).batch(group)
-    return groups.flat_map(lambda members: _interleaved(members, tf.zeros_like(members, tf.int64), group))
+    order = epoch_order(paths.shape[0], seed, epoch)[first_group * group:]
+    groups = tf.data.Dataset.from_tensor_slices((tf.gather(paths, order), tf.gather(limits, order))).batch(group)
+    return groups.flat_map(lambda members, most: _interleaved(members, tf.zeros_like(most), most, group))
 
 
 def records(paths: list[str], seed: int, start: int = 0, counts: list[int] | None = None,
             window: int = WINDOW, group: int = GROUP) -> tf.data.Dataset:
-    """The endless shuffled stream of serialized records from record `start` on (`counts`, the files'
-    record counts, are needed only when start > 0)."""
+    """The endless shuffled stream of serialized records from record `start` on. `counts`, the
+    files' record counts, are needed when start > 0; given, each file is read up to its count and
+    no further (a damaged file's count is that of its readable records, `data_faults`)."""
     first_window, within = divmod(start, window)
     path_tensor = tf.constant(paths)
+    if counts is not None and len(counts) != len(paths):
+        raise ValueError("counts must give the record count of every file")
+    limits = tf.constant(counts if counts is not None else [-1] * len(paths), tf.int64)
     if first_window == 0:
-        stream = tf.data.Dataset.range(1 << 62).flat_map(lambda e: _epoch(path_tensor, seed, e, group))
+        stream = tf.data.Dataset.range(1 << 62).flat_map(lambda e: _epoch(path_tensor, limits, seed, e, group))
     else:
-        if counts is None or len(counts) != len(paths):
+        if counts is None:
             raise ValueError("resuming needs the record count of every file")
         at = locate(counts, seed, first_window * window, group)
-        head = _interleaved(tf.constant([paths[i] for i in at.files]), tf.constant(at.skips, tf.int64), group)
-        rest_of_epoch = _epoch(path_tensor, seed, at.epoch, group, first_group=at.group + 1)
+        head = _interleaved(tf.constant([paths[i] for i in at.files]), tf.constant(at.skips, tf.int64),
+                            tf.constant([counts[i] for i in at.files], tf.int64), group)
+        rest_of_epoch = _epoch(path_tensor, limits, seed, at.epoch, group, first_group=at.group + 1)
         later = tf.data.Dataset.range(at.epoch + 1, 1 << 62).flat_map(
-            lambda e: _epoch(path_tensor, seed, e, group))
+            lambda e: _epoch(path_tensor, limits, seed, e, group))
         stream = head.concatenate(rest_of_epoch).concatenate(later)
 
     def shuffle(index, batch):
@@ -128,5 +135,6 @@ def records(paths: list[str], seed: int, start: int = 0, counts: list[int] | Non
 
 
 def count_records(paths: list[str]) -> list[int]:
-    """Reads every file to count its records: the fallback when metadata.json has no counts."""
-    return [int(tf.data.TFRecordDataset(p).reduce(np.int64(0), lambda n, _: n + 1)) for p in paths]
+    """Reads every file to count its records (up to a damaged one): the fallback when metadata.json
+    has no counts."""
+    return [readable_records(p) for p in paths]

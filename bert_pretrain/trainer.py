@@ -16,7 +16,7 @@ import time
 import tensorflow as tf
 import tf_keras
 
-from bert_pretrain import atomic, datasets, metrics
+from bert_pretrain import atomic, checkpoints, data_faults, datasets, metrics
 from bert_pretrain import model as model_lib
 from bert_pretrain.config import ModelConfig, TrainConfig
 from bert_pretrain.errors import UsageError
@@ -105,7 +105,7 @@ class Trainer:
             model=self.model, optimizer=self.optimizer, step=self.step, skipped=self.skipped,
             skipped_in_a_row=self.skipped_in_a_row, good_in_a_row=self.loss_scale.good_steps,
             loss_scale=self.loss_scale.scale)
-        self.manager = tf.train.CheckpointManager(self.checkpoint, self.write_dir, config.keep_checkpoints)
+        self.manager = checkpoints.manager(self.checkpoint, self.write_dir, config.keep_checkpoints)
         self._generators = [layer._random_generator._generator for layer in self.model.submodules
                             if getattr(getattr(layer, "_random_generator", None), "_generator", None)]
         self._compile()
@@ -210,18 +210,35 @@ class Trainer:
         for index, generator in enumerate(self._generators):
             generator.reset_from_seed(hash((self.config.seed, step, index)) % (1 << 62))
 
-    def restore(self) -> int:
-        """Resumes from the latest checkpoint in model_dir (every worker reads the chief's), if any;
-        returns the step reached."""
-        latest = tf.train.latest_checkpoint(self.model_dir)
-        if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
+    def restore(self, log=print) -> int:
+        """Resumes from the newest readable checkpoint in model_dir (every worker reads the chief's),
+        if any; returns the step reached."""
+        path = checkpoints.restore_newest_readable(self.checkpoint, self.model_dir, log,
+                                                   rewrite_index=self.write_dir == self.model_dir)
+        if path and self.write_dir == self.model_dir and path != self.manager.latest_checkpoint:
+            # The index was rewritten without the damaged ones: the manager must forget them too.
+            self.manager = checkpoints.manager(self.checkpoint, self.write_dir, self.config.keep_checkpoints)
         return int(self.step.numpy())
 
-    def save(self) -> str:
-        return self.manager.save(checkpoint_number=int(self.step.numpy()))
+    def save(self, log=print) -> str:
+        return checkpoints.save(self.manager, int(self.step.numpy()), log)
 
-    def evaluate(self, spec: datasets.DataSpec) -> dict:
+    def evaluate(self, spec: datasets.DataSpec, log=print) -> dict:
+        return self._evaluate_around_damage(spec, log)[0]
+
+    def _evaluate_around_damage(self, spec: datasets.DataSpec, log) -> tuple[dict, datasets.DataSpec]:
+        """Held-out metrics, and the spec to use from now on: a read that fails finds the damaged
+        file, which is then read up to its damage (data_faults), and the evaluation is redone."""
+        try:
+            return self._evaluate(spec), spec
+        except tf.errors.DataLossError:
+            known = data_faults.load(self.model_dir).keys()
+            repaired, damage = self._find_damage(spec, "eval_files", log, read_all=True)
+            if damage.keys() <= known:
+                raise   # no newly damaged file: not a fault of the data
+            return self._evaluate(repaired), repaired
+
+    def _evaluate(self, spec: datasets.DataSpec) -> dict:
         dataset = self.strategy.distribute_datasets_from_function(
             datasets.eval_dataset_fn(spec, self.config.global_batch_size))
         totals = None
@@ -232,16 +249,34 @@ class Trainer:
             raise UsageError("eval_files", "hold fewer records than one global batch", "add files or lower the batch")
         return metrics.means({k: float(v) for k, v in totals.items()})
 
+    def _find_damage(self, spec: datasets.DataSpec, flag: str, log, read_all: bool = False):
+        return data_faults.apply(spec, self.model_dir, self.config.max_bad_record_fraction, flag, log,
+                                 write=self.write_dir == self.model_dir, read_all=read_all)
+
+    def _training_stream(self, spec: datasets.DataSpec, step: int):
+        return iter(self.strategy.distribute_datasets_from_function(datasets.train_dataset_fn(
+            spec, self.config.global_batch_size, self.config.seed, consumed_steps=step)))
+
     def train(self, train: datasets.DataSpec, eval_spec: datasets.DataSpec | None = None,
               log=print) -> dict:
-        """Runs to train_steps from wherever model_dir left off. SIGTERM saves and returns early."""
+        """Runs to train_steps from wherever model_dir left off. SIGTERM saves and returns early.
+
+        A damaged data file met on the way is read up to its damage from then on, and training
+        goes back to the latest checkpoint (ckpt-0 is written at the start for that), so the run
+        equals one that skipped the damage from the start: exact resume still holds."""
         config = self.config
-        step = self.restore()
+        train, damage = self._find_damage(train, "train_files", log)
+        if eval_spec is not None:
+            eval_spec, _ = self._find_damage(eval_spec, "eval_files", log)
+        step = self.restore(log)
         if step:
             log(f"resuming from step {step} ({self.manager.latest_checkpoint})")
-        iterator = iter(self.strategy.distribute_datasets_from_function(datasets.train_dataset_fn(
-            train, config.global_batch_size, config.seed, consumed_steps=step)))
+        elif not self.manager.latest_checkpoint:
+            self.save(log)
+        iterator = self._training_stream(train, step)
         writers = metrics.SummaryWriters(self.write_dir)
+        if damage:
+            writers.write("train", step, {"unreadable_records": sum(d.lost for d in damage.values())})
         meter = metrics.Throughput(config.train_steps, config.global_batch_size, train.max_seq_length,
                                    metrics.flops_per_token(self.model_config, train.max_seq_length,
                                                            train.max_predictions_per_seq),
@@ -252,26 +287,44 @@ class Trainer:
                 self._reseed_dropout(step)
                 count = min(config.steps_per_loop, config.train_steps - step)
                 started = time.perf_counter()
-                totals = {k: float(v) for k, v in self.run_steps(iterator, tf.constant(count)).items()}
+                try:
+                    totals = {k: float(v) for k, v in self.run_steps(iterator, tf.constant(count)).items()}
+                except tf.errors.DataLossError:
+                    known = damage
+                    repaired, damage = self._find_damage(train, "train_files", log, read_all=True)
+                    if damage.keys() <= known.keys():
+                        raise   # no newly damaged file: not a fault of the data
+                    train, step = repaired, self.restore(log)
+                    log(f"data: back to step {step} ({self.manager.latest_checkpoint}), reading past the damage")
+                    writers.write("train", step, {"unreadable_records": sum(d.lost for d in damage.values())})
+                    iterator = self._training_stream(train, step)
+                    continue
                 step = int(self.step.numpy())
                 result = self._loop_result(totals) | meter.update(step, count, time.perf_counter() - started)
                 writers.write("train", step, result)
                 log(metrics.progress_line(step, config.train_steps, result))
                 self._stop_if_diverged(step)
                 if eval_spec and config.eval_every and step % config.eval_every == 0 and step < config.train_steps:
-                    writers.write("eval", step, self.evaluate(eval_spec))
+                    held_out, eval_spec = self._evaluate_around_damage(eval_spec, log)
+                    writers.write("eval", step, held_out)
                 if config.checkpoint_every and step % config.checkpoint_every == 0:
-                    self.save()
+                    self.save(log)
             if preempted.raised:
-                log(f"SIGTERM: saved {self.save()} at step {step}; restart with the same flags to resume")
+                if not self._saved_at(step):   # a checkpoint written as the signal came is not redone
+                    self.save(log)
+                log(f"SIGTERM: saved {self.manager.latest_checkpoint} at step {step}; restart with the same "
+                    "flags to resume")
                 return result
-        if self.manager.latest_checkpoint != os.path.join(self.write_dir, f"ckpt-{step}"):
-            self.save()
+        if not self._saved_at(step):
+            self.save(log)
         if eval_spec:
-            held_out = self.evaluate(eval_spec)
+            held_out, eval_spec = self._evaluate_around_damage(eval_spec, log)
             writers.write("eval", step, held_out)
             result |= {f"eval_{k}": v for k, v in held_out.items()}
         return result
+
+    def _saved_at(self, step: int) -> bool:
+        return self.manager.latest_checkpoint == os.path.join(self.write_dir, f"ckpt-{step}")
 
     def _loop_result(self, totals: dict) -> dict:
         """What one host call reports: means over its applied steps and the run's state."""

@@ -3,6 +3,7 @@
 Example:
   bert-pretrain-data --input='corpus/*.txt' --output_dir=data/seq128 --vocab_size=30522
   bert-pretrain-data --input=builtin:python-docs --output_dir=/tmp/demo --vocab_size=8000
+  bert-pretrain-data --verify=data/seq128     # read every record; report damaged files (exit 1)
 """
 
 import dataclasses
@@ -44,13 +45,15 @@ flags.DEFINE_integer("workers", _DEFAULTS.workers, "Worker processes; 1 = in-pro
 flags.DEFINE_integer("min_document_sentences", _DEFAULTS.min_document_sentences,
                      "1 keeps every non-empty document, as google-research does (one sentence gives a "
                      "random-next pair); 2 skips (and counts) one-sentence documents.")
+flags.DEFINE_string("verify", None, "Instead of making data: read every record of this data directory "
+                    "(local or gs://) and report each file's problems; exit status 1 if any.")
 flags.DEFINE_bool("overwrite", _DEFAULTS.overwrite, "Replace data made with other settings.")
 flags.DEFINE_bool("progress", _DEFAULTS.progress, "Show a progress line on stderr.")
 flags.DEFINE_bool("verbose", False, "Show TensorFlow's own log lines too.")
-flags.mark_flags_as_required(["input", "output_dir"])
 
 HELP_GROUPS = [
     ("input and output", ["input", "output_dir", "input_format", "overwrite", "progress"]),
+    ("checking existing data", ["verify"]),
     ("vocab", ["vocab_file", "vocab_size", "vocab_sample_mb", "do_lower_case"]),
     ("instances", ["max_seq_length", "max_predictions_per_seq", "masked_lm_prob", "short_seq_prob",
                    "dupe_factor", "do_whole_word_mask", "random_seed", "feature_names",
@@ -79,6 +82,13 @@ def _run(argv) -> None:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     values = {f.name: flags.FLAGS[f.name].value for f in dataclasses.fields(Options)}
     try:
+        if flags.FLAGS.verify:
+            from bert_pretrain.data.verify import verify_directory
+            reports = verify_directory(flags.FLAGS.verify, workers=flags.FLAGS.workers)
+            sys.exit(0 if all(report.ok for report in reports) else 1)
+        for name in ("input", "output_dir"):
+            if not values[name]:
+                raise UsageError(name, "is required", f"pass --{name}=... (or --verify=DIR to check made data)")
         create_pretraining_data(Options(**values))
     except UsageError as error:
         print(f"bert-pretrain-data: error: {error}", file=sys.stderr)

@@ -170,7 +170,7 @@ def create_pretraining_data(options: Options) -> dict:
 
     totals = BlockStats()
     for shard_stats in metadata["shards"].values():
-        totals.add(BlockStats(**shard_stats))
+        totals.add(BlockStats(**{f.name: shard_stats[f.name] for f in dataclasses.fields(BlockStats)}))
     metadata.update(complete=True, counts=dataclasses.asdict(totals),
                     unk_rate=totals.unknown_tokens / max(totals.tokens, 1))
     metadata_lib.write(options.output_dir, metadata)
@@ -190,7 +190,7 @@ def _write_shards(options, source, bounds, config, metadata, total_documents) ->
     for s in range(num_shards):
         if bounds[s] == bounds[s + 1] and s not in done:   # fewer blocks than shards
             tfrecords.ShardWriter(paths[s]).close()
-            metadata["shards"][os.path.basename(paths[s])] = dataclasses.asdict(BlockStats())
+            metadata["shards"][os.path.basename(paths[s])] = _shard_entry(paths[s], BlockStats())
 
     progress = Progress(total_documents, options.progress)
     writer, shard_stats, seen = None, BlockStats(), [0, 0]   # documents, instances
@@ -208,7 +208,7 @@ def _write_shards(options, source, bounds, config, metadata, total_documents) ->
         if block_index == bounds[shard + 1] - 1:
             writer.close()
             writer = None
-            metadata["shards"][os.path.basename(paths[shard])] = dataclasses.asdict(shard_stats)
+            metadata["shards"][os.path.basename(paths[shard])] = _shard_entry(paths[shard], shard_stats)
             metadata_lib.write(options.output_dir, metadata)
         progress.update(seen[0], seen[1])
 
@@ -222,6 +222,12 @@ def _write_shards(options, source, bounds, config, metadata, total_documents) ->
     else:
         _run_pool(work, dataclasses.replace(config, single_thread=True), workers, consume)
     progress.update(seen[0], seen[1], final=True)
+
+
+def _shard_entry(path: str, stats: BlockStats) -> dict:
+    """A finished shard's metadata: its counts and its size in bytes, by which training and
+    `--verify` recognise a truncated copy without reading it."""
+    return dataclasses.asdict(stats) | {"bytes": tf.io.gfile.stat(path).length}
 
 
 def _default_workers(input_bytes: int, dupe_factor: int) -> int:

@@ -49,7 +49,8 @@ def write_shards(directory, files=2, records=64, vocab=VOCAB, seq=SEQ, pred=PRED
         meta = {"complete": True, "vocab": {"size": vocab, "sha256": hashlib.sha256(text.encode()).hexdigest(),
                                             "file": "vocab.txt"},
                 "settings": {"max_seq_length": seq, "max_predictions_per_seq": pred, "feature_names": "v1",
-                             "do_lower_case": True}}
+                             "do_lower_case": True},
+                "shards": {os.path.basename(p): {"instances": records, "bytes": os.path.getsize(p)} for p in paths}}
         with open(os.path.join(directory, "metadata.json"), "w") as handle:
             json.dump(meta, handle)
     return paths
