@@ -10,6 +10,11 @@ What was found is kept in `model_dir/data_faults.json`, so every later start mak
 decisions without reading again. The record order (`record_order`) is computed from each file's
 readable count, so a run that skipped a damaged file's tail resumes exactly like one that never
 stopped. A file whose size changes after it was recorded (it was replaced) is read whole again.
+
+Under MultiWorkerMirroredStrategy each worker reads its own files, and a read that fails on one
+worker mid-run cannot be retried in step with the others (they wait in the all-reduce): the start-up
+size check works there, mid-file corruption does not, so verify the data first (`bert-pretrain-data
+--verify`). TPUStrategy and one-host strategies have one client, which sees every failure.
 """
 
 import concurrent.futures
@@ -61,6 +66,8 @@ def apply(spec: DataSpec, model_dir: str, max_fraction: float, flag: str, log=pr
     naming `flag` when the lost records exceed `max_fraction` of the data."""
     known = load(model_dir)
     shards = spec.metadata.raw.get("shards", {}) if spec.metadata else {}
+    if not (read_all or known or any("bytes" in entry for entry in shards.values())):
+        return spec, {}   # nothing to compare sizes with: no lookups
     sizes = _parallel(lambda f: tf.io.gfile.stat(f).length, spec.files)
     damaged, suspects = {}, []
     for file, size in zip(spec.files, sizes):
@@ -72,6 +79,8 @@ def apply(spec: DataSpec, model_dir: str, max_fraction: float, flag: str, log=pr
             suspects.append((file, size, entry.get("instances")))
         elif read_all or entry.get("bytes", size) != size:
             suspects.append((file, size, entry.get("instances")))
+    if read_all:
+        log(f"data: a record could not be read; reading {len(suspects)} file(s) to find the damage")
     found, readable_of = {}, {}
     for (file, size, expected), (readable, problem) in zip(suspects, _parallel(read_whole, [s[0] for s in suspects])):
         readable_of[file] = readable
@@ -83,7 +92,8 @@ def apply(spec: DataSpec, model_dir: str, max_fraction: float, flag: str, log=pr
     if write and (found or damaged.keys() != {f for f in known if f in spec.files}):
         save(model_dir, {f: d for f, d in known.items() if f not in spec.files} | damaged)
     lost = sum(d.lost for d in damaged.values())
-    total = sum(spec.record_counts) if spec.record_counts else None
+    expected = spec.metadata.record_counts(spec.files) if spec.metadata else None
+    total = sum(expected) if expected else None
     for file, damage in found.items():
         log(f"data: {file} is damaged ({damage.problem}); its first {damage.readable:,} records are "
             f"used and the rest skipped")

@@ -275,8 +275,7 @@ class Trainer:
             self.save(log)
         iterator = self._training_stream(train, step)
         writers = metrics.SummaryWriters(self.write_dir)
-        if damage:
-            writers.write("train", step, {"unreadable_records": sum(d.lost for d in damage.values())})
+        self._record_damage(writers, step, damage)
         meter = metrics.Throughput(config.train_steps, config.global_batch_size, train.max_seq_length,
                                    metrics.flops_per_token(self.model_config, train.max_seq_length,
                                                            train.max_predictions_per_seq),
@@ -291,12 +290,12 @@ class Trainer:
                     totals = {k: float(v) for k, v in self.run_steps(iterator, tf.constant(count)).items()}
                 except tf.errors.DataLossError:
                     known = damage
-                    repaired, damage = self._find_damage(train, "train_files", log, read_all=True)
+                    train, damage = self._find_damage(train, "train_files", log, read_all=True)
                     if damage.keys() <= known.keys():
                         raise   # no newly damaged file: not a fault of the data
-                    train, step = repaired, self.restore(log)
+                    step = self.restore(log)
                     log(f"data: back to step {step} ({self.manager.latest_checkpoint}), reading past the damage")
-                    writers.write("train", step, {"unreadable_records": sum(d.lost for d in damage.values())})
+                    self._record_damage(writers, step, damage)
                     iterator = self._training_stream(train, step)
                     continue
                 step = int(self.step.numpy())
@@ -322,6 +321,11 @@ class Trainer:
             writers.write("eval", step, held_out)
             result |= {f"eval_{k}": v for k, v in held_out.items()}
         return result
+
+    @staticmethod
+    def _record_damage(writers: metrics.SummaryWriters, step: int, damage: dict) -> None:
+        if damage:
+            writers.write("train", step, {"unreadable_records": sum(d.lost for d in damage.values())})
 
     def _saved_at(self, step: int) -> bool:
         return self.manager.latest_checkpoint == os.path.join(self.write_dir, f"ckpt-{step}")

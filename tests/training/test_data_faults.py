@@ -94,9 +94,14 @@ def test_damaged_file_is_skipped_from_its_damage_and_the_run_equals_clean_data(t
     got.train(spec_of(damaged), log=lines.append)
     assert any(f"{names[1]} is damaged" in line and "first 25 records are used" in line for line in lines)
     if damage == "corrupted":
+        assert any(line.startswith("data: a record could not be read; reading 3 file(s)") for line in lines)
         assert any(line.startswith("data: back to step 0 (") for line in lines)
     for a, b in zip(state(expected), state(got)):
         np.testing.assert_array_equal(a, b)
+    logged = {value.tag: value.simple_value if value.HasField("simple_value") else
+              float(tf.make_ndarray(value.tensor)) for path in (tmp_path / "model" / "train").glob("events.*")
+              for event in tf.compat.v1.train.summary_iterator(str(path)) for value in event.summary.value}
+    assert logged["unreadable_records"] == RECORDS - 25      # in TensorBoard too
     recorded = data_faults.load(str(tmp_path / "model"))
     assert [(os.path.basename(f), d.readable, d.expected, d.lost) for f, d in recorded.items()] == [
         (names[1], 25, RECORDS, RECORDS - 25)]

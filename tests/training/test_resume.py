@@ -105,3 +105,29 @@ def test_mirrored_on_two_cpus_equals_one_device(tmp_path):
         np.testing.assert_allclose(one[key], two[key], rtol=1e-5, atol=1e-6, err_msg=key)
         initial_moved |= "kernel" in key and bool(np.any(one[key] != 0))
     assert initial_moved
+
+
+def test_faults_that_stop_a_run_are_one_line_naming_what_to_do(tmp_path):
+    data = tmp_path / "data"
+    paths = write_shards(str(data), files=2, records=48)
+    with open(paths[0], "r+b") as handle:          # 3/4 of a file lost: far above the 1% default
+        handle.truncate(os.path.getsize(paths[0]) // 4)
+    damaged = subprocess.run(PYTHON + flags(data, tmp_path / "damaged"), env=ENV, capture_output=True, text=True,
+                             timeout=300)
+    assert damaged.returncode == 1 and "Traceback" not in damaged.stderr
+    assert damaged.stderr.splitlines()[-1].startswith("bert-pretrain: --train_files: ")
+    assert "records (" in damaged.stderr and "--max_bad_record_fraction" in damaged.stderr
+
+    poisoned = tmp_path / "poisoned"
+    for path in write_shards(str(poisoned), files=2, records=48, seed=4):
+        records = [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(path)]
+        with tf.io.TFRecordWriter(path) as writer:
+            for example in records:
+                example.features.feature["masked_lm_weights"].float_list.value[0] = np.nan
+                writer.write(example.SerializeToString())
+    diverged = subprocess.run(PYTHON + flags(poisoned, tmp_path / "diverged", max_consecutive_skips=2), env=ENV,
+                              capture_output=True, text=True, timeout=300)
+    assert diverged.returncode == 1 and "Traceback" not in diverged.stderr
+    assert diverged.stderr.splitlines()[-1] == (
+        f"bert-pretrain: stopped at step 2: 2 consecutive steps had non-finite gradients; the last good "
+        f"checkpoint is {tmp_path}/diverged/ckpt-0; lower --learning_rate, set --clip_norm or check the data")

@@ -61,9 +61,9 @@ def summaries(directory):
     return tags
 
 
-def batches_of(spec, poisoned_rows=()):
-    """Two real global batches; rows listed get masked_lm_weights = inf (so the loss is NaN)."""
-    dataset = datasets.train_dataset_fn(spec, 8, seed=1)(tf.distribute.InputContext()).take(2)
+def batches_of(spec, poisoned_rows=(), count=2):
+    """Real global batches; rows listed get masked_lm_weights = inf (so the loss is NaN)."""
+    dataset = datasets.train_dataset_fn(spec, 8, seed=1)(tf.distribute.InputContext()).take(count)
     batches = [{k: v.numpy() for k, v in b.items()} for b in dataset]
     for index, row in poisoned_rows:
         batches[index]["masked_lm_weights"][row] = np.inf
@@ -72,19 +72,19 @@ def batches_of(spec, poisoned_rows=()):
             {k: np.stack([b[k] for b in batches]) for k in batches[0]}))
 
 
-def test_non_finite_step_is_skipped_and_counted(tmp_path, spec):
-    trainer = make(tmp_path)
-    iterator = iter(batches_of(spec, poisoned_rows=[(0, 3)]))
+def test_non_finite_steps_below_the_limit_are_skipped_and_counted(tmp_path, spec):
+    trainer = make(tmp_path, max_consecutive_skips=3)
+    iterator = iter(batches_of(spec, poisoned_rows=[(0, 3), (1, 0)], count=3))
     state = lambda: weights(trainer) + [v.numpy() for v in trainer.optimizer.variables]  # noqa: E731
     before = state()
-    totals = trainer.run_steps(iterator, tf.constant(1))
+    totals = trainer.run_steps(iterator, tf.constant(2))      # two NaN steps in a row, the limit is 3
     after = state()
     assert all(np.array_equal(a, b) for a, b in zip(before, after))   # weights, slots, iterations
-    assert (int(trainer.step.numpy()), int(trainer.skipped.numpy()), int(trainer.skipped_in_a_row.numpy())) == (1, 1, 1)
+    assert (int(trainer.step.numpy()), int(trainer.skipped.numpy()), int(trainer.skipped_in_a_row.numpy())) == (2, 2, 2)
     assert float(totals["steps"]) == 0
     trainer.run_steps(iterator, tf.constant(1))
     assert not all(np.array_equal(a, b) for a, b in zip(after, state()))
-    assert (int(trainer.skipped.numpy()), int(trainer.skipped_in_a_row.numpy())) == (1, 0)
+    assert (int(trainer.skipped.numpy()), int(trainer.skipped_in_a_row.numpy())) == (2, 0)
     assert int(trainer.optimizer.iterations.numpy()) == 1
 
 
