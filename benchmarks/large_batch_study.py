@@ -36,7 +36,7 @@ import time
 
 from absl import app, flags, logging
 
-from study_verdict import VERDICT_RULE, accuracy, verdict
+from study_verdict import VERDICT_RULE, accuracy, best_index, grid_extension, verdict
 
 flags.DEFINE_string("output_dir", "benchmarks/results", "Where the CSV, PNG and MD go.")
 flags.DEFINE_string("work_dir", "", "Data and model directories; default: a temporary directory, "
@@ -265,14 +265,12 @@ def run_study(data: Data, work_dir: str, multiples: list) -> tuple:
                     row, curve = train_one(data, work_dir, name, lr, tuned_at, seeds[0])
                     grid.append(row | {"stage": "grid", "selected": 0})
                     curves[(name, row["batch_size"], lr, seeds[0])] = curve
-            grid.sort(key=lambda r: r["base_learning_rate"])
-            scores = [r["eval_mlm_accuracy"] if math.isfinite(r["eval_mlm_accuracy"]) else -1 for r in grid]
-            best = scores.index(max(scores))
-            if len(grid) == 1 or 0 < best < len(grid) - 1:
+            extension = grid_extension([(r["base_learning_rate"], r["eval_mlm_accuracy"]) for r in grid])
+            if extension is None:
                 break
-            step = grid[1]["base_learning_rate"] / grid[0]["base_learning_rate"]
-            edge = grid[best]["base_learning_rate"]
-            rates = [edge * step if best else edge / step]
+            rates = [extension]
+        grid.sort(key=lambda r: r["base_learning_rate"])
+        best = best_index([r["eval_mlm_accuracy"] for r in grid])
         grid[best]["selected"] = 1
         rows += grid
         tuned = grid[best]["base_learning_rate"]

@@ -1,6 +1,7 @@
 """The large-batch study's verdict, fixed before the run: what counts as "LAMB holds its accuracy
 as the batch grows", "refuted" and "inconclusive", for every optimizer alike. Kept apart from the
-study's flags so that it can be tested on hand-made numbers."""
+study's flags so that it can be tested on hand-made numbers; with it, the tuning rule that picks
+each optimizer's learning rate."""
 
 import math
 
@@ -13,6 +14,24 @@ VERDICT_RULE = (
     "than the tolerance below B0 and at least 0.01 above the unigram plateau. **Refuted**: it is "
     "more than 3x the tolerance below B0, or less than 0.01 above the plateau while B0 is not. "
     "**Inconclusive**: anything else, including a run that diverged (NaN).")
+
+
+def best_index(scores: list) -> int:
+    """The best of a grid's held-out accuracies; a diverged run (NaN) counts as the worst."""
+    finite = [score if math.isfinite(score) else -1.0 for score in scores]
+    return finite.index(max(finite))
+
+
+def grid_extension(grid: list) -> float | None:
+    """The learning rate to add to a tuning grid of (learning rate, held-out accuracy) pairs, or
+    None when tuning is done: a grid whose best point is at an edge grows by one point beyond that
+    edge, at the grid's own ratio."""
+    grid = sorted(grid)
+    best = best_index([score for _, score in grid])
+    if len(grid) == 1 or 0 < best < len(grid) - 1:
+        return None
+    ratio = grid[1][0] / grid[0][0]
+    return grid[best][0] * ratio if best else grid[best][0] / ratio
 
 
 def accuracy(rows: list, name: str, multiple: int) -> list:

@@ -67,3 +67,17 @@ def test_verdict_rule_by_hand():
     outcome, base, large, tolerance = study_lib.verdict(rows([0.10, 0.14], [0.10, 0.12]), "x", [1, 64], plateau)
     # var 0.0008 and 0.0002: s = sqrt(0.0005) = 0.02236, tolerance 0.0447; drop 0.01 -> holds.
     assert (outcome, round(tolerance, 4)) == ("holds", 0.0447)
+
+
+def test_tuning_grid_grows_past_an_edge_best_and_stops_at_an_interior_one():
+    sys.path.insert(0, os.path.dirname(SCRIPT))
+    import study_verdict as study_lib
+
+    grid = [(1e-3, 0.10), (3.16e-3, 0.12), (1e-2, 0.13), (3.16e-2, 0.14)]    # best at the top edge
+    assert math.isclose(study_lib.grid_extension(grid), 3.16e-2 * 3.16, rel_tol=1e-9)   # the grid's ratio
+    grid = [(1e-3, 0.15), (3.16e-3, 0.12), (1e-2, math.nan), (3.16e-2, 0.05)]  # best at the bottom
+    assert math.isclose(study_lib.grid_extension(grid), 1e-3 / 3.16, rel_tol=1e-9)
+    # The AdamW grid the study measured at B = 64: the best (3.16e-3) is inside, tuning is done.
+    assert study_lib.grid_extension([(3.16e-4, 0.0621), (1e-3, 0.1085), (3.16e-3, 0.1288), (1e-2, 0.0501)]) is None
+    assert study_lib.grid_extension([(1e-2, 0.1)]) is None
+    assert study_lib.best_index([0.1, math.nan, 0.2, 0.15]) == 2
