@@ -1,7 +1,7 @@
 """Repeated kills: a small run is killed at many moments, restarted each time, and must end with the
 weights and optimizer slots of an uninterrupted run, bit for bit.
 
-    python benchmarks/kill_loop.py                  # ~10 minutes on 2 cores
+    python benchmarks/kill_loop.py                  # ~15 minutes on 2 cores
     python benchmarks/kill_loop.py --random_kills=20 --seed=1
 
 `bert-pretrain train` (a 2-layer model on the built-in corpus, evaluated every 20 steps,
@@ -17,6 +17,8 @@ uninterrupted run's. Prints one line per kill and the verdict; exit status 1 on 
 
 import os
 import random
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,11 +34,12 @@ flags.DEFINE_string("work_dir", "", "Where data and runs go (default: a temporar
 FLAGS = flags.FLAGS
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"   # this process reads checkpoints too
 TRAIN = ["--preset=tiny", "--num_layers=2", "--hidden_size=128", "--num_heads=2", "--max_seq_length=64",
-         "--max_predictions_per_seq=10", "--global_batch_size=16", "--train_steps=200", "--warmup_steps=20",
+         "--max_predictions_per_seq=10", "--global_batch_size=16", "--train_steps=300", "--warmup_steps=20",
          "--learning_rate=5e-3", "--steps_per_loop=5", "--checkpoint_every=10", "--eval_every=20",
          "--keep_checkpoints=3", "--seed=3"]
-EVAL_STEPS = range(20, 200, 20)   # --eval_every=20 below --train_steps=200
+EVAL_STEPS = range(20, 300, 20)   # --eval_every=20 below --train_steps=300
 PLAN = """
 name = "kill-loop"
 model = "tiny"
@@ -115,15 +118,14 @@ class Victim:
     """One process of the command, with its stdout read line by line."""
 
     def __init__(self, argv):
-        self.process = subprocess.Popen(argv, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                        text=True)
+        self.process = subprocess.Popen(argv, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         os.set_blocking(self.process.stdout.fileno(), False)
         self.output = ""
 
-    def read(self) -> str:
-        chunk = self.process.stdout.read() or ""
-        self.output += chunk
-        return chunk
+    def read(self) -> None:
+        chunk = self.process.stdout.read()   # non-blocking: None when nothing is waiting
+        if chunk:
+            self.output += chunk.decode(errors="replace")
 
     def running(self) -> bool:
         self.read()
@@ -137,8 +139,22 @@ class Victim:
         self.read()
 
 
-def checkpoint_being_written(model_dir: str) -> bool:
-    return os.path.isdir(model_dir) and any(name.endswith("_temp") for name in os.listdir(model_dir))
+def last_step(victim: Victim) -> str:
+    steps = re.findall(r"^step (\d+)/", victim.output, re.MULTILINE)
+    return f"step {steps[-1]}" if steps else "none yet"
+
+
+def checkpoint_being_written(model_dir: str, since: float) -> bool:
+    """A `ckpt-N_temp` directory made after `since` (one a killed write left is older)."""
+    if not os.path.isdir(model_dir):
+        return False
+    for name in os.listdir(model_dir):
+        try:
+            if name.endswith("_temp") and os.stat(os.path.join(model_dir, name)).st_mtime > since:
+                return True
+        except FileNotFoundError:
+            pass   # the write finished as we looked
+    return False
 
 
 def wait_for(victim: Victim, condition, timeout: float = 600) -> bool:
@@ -168,24 +184,29 @@ def main(argv):
     train = command("bert_pretrain.cli", "train", f"--train_files={train_dir}/*.tfrecord",
                     f"--eval_files={eval_dir}/*.tfrecord", *TRAIN)
     reference, victim_dir = os.path.join(work, "reference"), os.path.join(work, "victim")
+    for name in ("reference", "victim", "run_reference", "run_victim"):   # runs of an earlier call
+        shutil.rmtree(os.path.join(work, name), ignore_errors=True)
     started = time.monotonic()
     run_to_end(train + [f"--model_dir={reference}"])
     run_seconds = time.monotonic() - started
     print(f"uninterrupted train run: {run_seconds:.0f} s")
 
-    moments = ([("random", rng.uniform(3, run_seconds)) for _ in range(FLAGS.random_kills)]
+    # Each random kill comes within the first quarter of a run's time (start-up included), so a
+    # restart advances a little and every planned moment falls before the end.
+    moments = ([("random", rng.uniform(2, run_seconds / 4)) for _ in range(FLAGS.random_kills)]
                + [("checkpoint write", None), ("evaluation", None), ("SIGTERM in checkpoint write", None)])
     rng.shuffle(moments)
     outcomes = []
     for index, (kind, delay) in enumerate(moments, 1):
-        victim, launched = Victim(train + [f"--model_dir={victim_dir}"]), time.monotonic()
+        launched, launched_at = time.monotonic(), time.time()
+        victim = Victim(train + [f"--model_dir={victim_dir}"])
         if kind == "random":
             hit = wait_for(victim, lambda: time.monotonic() - launched > delay)
         elif kind == "evaluation":   # the progress line of an evaluation step comes just before it
             hit = wait_for(victim, lambda: any(f"step {s}/" in victim.output for s in EVAL_STEPS))
             time.sleep(0.05)
         else:
-            hit = wait_for(victim, lambda: checkpoint_being_written(victim_dir))
+            hit = wait_for(victim, lambda: checkpoint_being_written(victim_dir, launched_at))
         if not hit:
             outcomes.append(f"{index:2d}. {kind}: the run finished first")
             break
@@ -196,7 +217,8 @@ def main(argv):
                             f"{'saved and exited cleanly' if clean else 'NOT CLEAN'}; latest ckpt {latest_step(victim_dir)}")
         else:
             victim.signal(signal.SIGKILL)
-            outcomes.append(f"{index:2d}. kill -9 during {kind}: latest ckpt {latest_step(victim_dir)}")
+            outcomes.append(f"{index:2d}. kill -9 during {kind} (last progress line: {last_step(victim)}): "
+                            f"latest ckpt {latest_step(victim_dir)}")
         print(outcomes[-1], flush=True)
     run_to_end(train + [f"--model_dir={victim_dir}"])
     train_verdict = compare(reference, victim_dir)

@@ -42,9 +42,11 @@ def listed(directory: str) -> list[str]:
 
 
 def manager(checkpoint: tf.train.Checkpoint, directory: str, keep: int, log=print) -> tf.train.CheckpointManager:
-    """tf.train.CheckpointManager over `directory`, once an index file it would ignore (damaged)
-    is rewritten from the checkpoints present: otherwise the manager would count none and its next
-    save would list only the new one."""
+    """tf.train.CheckpointManager over `directory`, once the temporary directories of killed writes
+    are removed and an index file it would ignore (damaged) is rewritten from the checkpoints
+    present: otherwise the manager would count none and its next save would list only the new one."""
+    for orphan in tf.io.gfile.glob(os.path.join(directory, "ckpt-*_temp")):
+        tf.io.gfile.rmtree(orphan)   # where a killed write was writing; never read
     if tf.io.gfile.exists(os.path.join(directory, INDEX)) and tf.train.get_checkpoint_state(directory) is None:
         present = listed(directory)
         log(f"checkpoint: the index file in {directory} cannot be read; rebuilt from the "
@@ -120,8 +122,9 @@ def save(manager: tf.train.CheckpointManager, step: int, log=print) -> str:
 
 
 def _remove(prefix: str) -> None:
-    """The files of a checkpoint whose write failed (TensorFlow writes into `<prefix>_temp` first)."""
-    for path in tf.io.gfile.glob(prefix + ".*") + tf.io.gfile.glob(prefix + "_temp*"):
+    """The files of a checkpoint whose write failed: `<prefix>.*` and the `<prefix>_temp` directory
+    TensorFlow writes into first."""
+    for path in tf.io.gfile.glob(prefix + ".*") + tf.io.gfile.glob(prefix + "_temp"):
         try:
             if tf.io.gfile.isdir(path):
                 tf.io.gfile.rmtree(path)

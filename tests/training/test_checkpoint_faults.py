@@ -156,3 +156,16 @@ def test_sigterm_during_a_checkpoint_write_finishes_it_and_exits(tmp_path, spec,
     resumed = make(tmp_path, train_steps=9)
     resumed.train(spec, log=QUIET)
     assert_same(uninterrupted, resumed)
+
+
+def test_what_a_killed_write_left_is_removed_and_the_checkpoints_kept(tmp_path):
+    checkpoint = tf.train.Checkpoint(v=tf.Variable(2.0))
+    tf.train.CheckpointManager(checkpoint, str(tmp_path), 3).save(checkpoint_number=3)
+    (tmp_path / "ckpt-3_temp").mkdir()            # a re-save of step 3 killed mid-write
+    (tmp_path / "ckpt-3_temp" / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"\0" * 10)
+    manager = checkpoints.manager(checkpoint, str(tmp_path), 3)
+    assert not (tmp_path / "ckpt-3_temp").exists()
+    assert manager.latest_checkpoint == f"{tmp_path}/ckpt-3"
+    checkpoint.v.assign(0.0)
+    assert checkpoints.restore_newest_readable(checkpoint, str(tmp_path)) == f"{tmp_path}/ckpt-3"
+    assert float(checkpoint.v.numpy()) == 2.0
