@@ -17,6 +17,7 @@ setup(
         "tensorflow-text>=2.20,<2.21",
         "tf-models-official==2.20.0",
         "keras>=3.10,<4",
+        "keras-hub>=0.29,<0.30",   # the Keras 3 path: KerasHub's BERT trained with LAMB
         "absl-py",
         "numpy",
         "matplotlib",

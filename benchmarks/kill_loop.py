@@ -187,13 +187,20 @@ def main(argv):
     for name in ("reference", "victim", "run_reference", "run_victim"):   # runs of an earlier call
         shutil.rmtree(os.path.join(work, name), ignore_errors=True)
     started = time.monotonic()
-    run_to_end(train + [f"--model_dir={reference}"])
+    reference_run = Victim(train + [f"--model_dir={reference}"])
+    assert wait_for(reference_run, lambda: "step 5/" in reference_run.output), reference_run.output[-2000:]
+    first_loop = time.monotonic() - started     # start-up, compilation and the first host call
+    while reference_run.running():
+        time.sleep(0.1)
+    if reference_run.process.returncode != 0:
+        sys.exit(f"the uninterrupted run failed:\n{reference_run.output[-2000:]}")
     run_seconds = time.monotonic() - started
-    print(f"uninterrupted train run: {run_seconds:.0f} s")
+    print(f"uninterrupted train run: {run_seconds:.0f} s, first host call done after {first_loop:.0f} s")
 
-    # Each random kill comes within the first quarter of a run's time (start-up included), so a
-    # restart advances a little and every planned moment falls before the end.
-    moments = ([("random", rng.uniform(2, run_seconds / 4)) for _ in range(FLAGS.random_kills)]
+    # Random kills fall between half the start-up and a tenth of the training after it, so each
+    # restart advances a little and every planned moment comes before the end.
+    moments = ([("random", rng.uniform(first_loop / 2, first_loop + (run_seconds - first_loop) / 10))
+                for _ in range(FLAGS.random_kills)]
                + [("checkpoint write", None), ("evaluation", None), ("SIGTERM in checkpoint write", None)])
     rng.shuffle(moments)
     outcomes = []

@@ -18,7 +18,7 @@ from bert_pretrain import job as job_lib
 from bert_pretrain.config import TrainConfig
 from bert_pretrain.errors import UsageError
 from bert_pretrain.trainer import Trainer
-from lamb_tf.schedules import WarmupPolynomialDecay
+from lamb_tf.tf_keras import WarmupPolynomialDecay
 
 DONE = "DONE"
 

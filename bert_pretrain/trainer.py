@@ -21,8 +21,7 @@ from bert_pretrain import model as model_lib
 from bert_pretrain.config import ModelConfig, TrainConfig
 from bert_pretrain.errors import UsageError
 from lamb_tf import BERT_EXCLUSIONS
-from lamb_tf.schedules import WarmupPolynomialDecay
-from lamb_tf.tf_keras import LAMB, LARS
+from lamb_tf.tf_keras import LAMB, LARS, WarmupPolynomialDecay
 
 CONFIG_FILE = "bert_config.json"
 STAT_KEYS = model_lib.SUM_KEYS + ("grad_norm", "steps")

@@ -10,6 +10,7 @@ from keras import ops
 
 from lamb_tf.algorithm import ArrayOps
 from lamb_tf.layerwise import LambConstructor, LarsConstructor, LayerwiseOptimizer, stack_groups
+from lamb_tf.schedules import WarmupPolynomialRule
 
 
 def _sums_of_squares(a, b, axes):
@@ -159,3 +160,11 @@ class LARS(LarsConstructor, _LayerwiseOptimizer):
     """
 
     _default_name = "lars"
+
+
+@keras.saving.register_keras_serializable(package="lamb_tf")
+class WarmupPolynomialDecay(WarmupPolynomialRule, keras.optimizers.schedules.LearningRateSchedule):
+    __doc__ = WarmupPolynomialRule.__doc__
+
+    def __call__(self, step):
+        return self.rate(step, ops)

@@ -1,10 +1,9 @@
 """The LAMB paper's learning-rate recipe (docs/schedule.md): linear warmup, polynomial decay,
-sqrt scaling."""
+sqrt scaling. The rule is written once over an ops namespace and imports no Keras; each flavour
+binds it to its own LearningRateSchedule (`lamb_tf.tf_keras.WarmupPolynomialDecay`,
+`lamb_tf.keras3.WarmupPolynomialDecay`)."""
 
 import math
-
-import tensorflow as tf
-import tf_keras
 
 
 def sqrt_scaled_learning_rate(base_learning_rate: float, base_batch_size: int, batch_size: int) -> float:
@@ -17,7 +16,7 @@ def sqrt_scaled_learning_rate(base_learning_rate: float, base_batch_size: int, b
 DECAY_FROM = ("warmup_end", "step_0")
 
 
-class WarmupPolynomialDecay(tf_keras.optimizers.schedules.LearningRateSchedule):
+class WarmupPolynomialRule:
     """0 -> peak linearly over `warmup_steps` (w), then a polynomial decay to `end_learning_rate`
     at `decay_steps` = T (total steps, warmup included), flat after T. `decay_from`:
 
@@ -44,14 +43,15 @@ class WarmupPolynomialDecay(tf_keras.optimizers.schedules.LearningRateSchedule):
         self.end_learning_rate = end_learning_rate
         self.name = name
 
-    def __call__(self, step):
-        step = tf.cast(step, tf.float32)
+    def rate(self, step, ops):
+        """The rate at `step` (float32), with `ops` one of tensorflow or keras.ops."""
+        step = ops.cast(step, "float32")
         warmup = self.peak_learning_rate * step / max(self.warmup_steps, 1)
         start = self.warmup_steps if self.decay_from == "warmup_end" else 0
-        progress = tf.minimum((step - start) / (self.decay_steps - start), 1.0)
+        progress = ops.minimum((step - start) / (self.decay_steps - start), 1.0)
         decay = ((self.peak_learning_rate - self.end_learning_rate) * (1.0 - progress) ** self.power
                  + self.end_learning_rate)
-        return tf.where(step < self.warmup_steps, warmup, decay)
+        return ops.where(step < self.warmup_steps, warmup, decay)
 
     def get_config(self):
         return {"peak_learning_rate": self.peak_learning_rate, "warmup_steps": self.warmup_steps,

@@ -12,6 +12,7 @@ import tf_keras
 from lamb_tf import xla_sums
 from lamb_tf.algorithm import ArrayOps
 from lamb_tf.layerwise import LambConstructor, LarsConstructor, LayerwiseOptimizer, stack_groups
+from lamb_tf.schedules import WarmupPolynomialRule
 
 TF_OPS = ArrayOps(sqrt=tf.sqrt, sum=tf.reduce_sum, cast=tf.cast, stack=tf.stack,
                   reshape=tf.reshape, unstack=tf.unstack, where=tf.where, minimum=tf.minimum,
@@ -133,3 +134,11 @@ class LARS(LarsConstructor, _LayerwiseOptimizer):
     """LARS (You et al. 2020, Algorithm 1) for tf_keras; arguments as `lamb_tf.keras3.LARS`."""
 
     _default_name = "LARS"
+
+
+@tf_keras.saving.register_keras_serializable(package="lamb_tf")
+class WarmupPolynomialDecay(WarmupPolynomialRule, _Schedule):
+    __doc__ = WarmupPolynomialRule.__doc__
+
+    def __call__(self, step):
+        return self.rate(step, tf)

@@ -14,7 +14,7 @@ import tf_keras
 
 from bert_pretrain.config import TrainConfig
 from bert_pretrain.trainer import make_optimizer
-from lamb_tf.schedules import WarmupPolynomialDecay
+from lamb_tf.tf_keras import WarmupPolynomialDecay
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,10 +1,22 @@
-"""Warmup + polynomial decay against the closed form in docs/schedule.md; sqrt batch scaling."""
+"""Warmup + polynomial decay against the closed form in docs/schedule.md, in both Keras flavours;
+sqrt batch scaling."""
 
+import keras
 import numpy as np
 import pytest
 import tf_keras
 
-from lamb_tf.schedules import WarmupPolynomialDecay, sqrt_scaled_learning_rate
+from lamb_tf import keras3
+from lamb_tf import tf_keras as lamb_tf_keras
+from lamb_tf.schedules import sqrt_scaled_learning_rate
+
+FLAVOURS = {"tf_keras": (lamb_tf_keras.WarmupPolynomialDecay, tf_keras.optimizers.schedules),
+            "keras3": (keras3.WarmupPolynomialDecay, keras.optimizers.schedules)}
+
+
+@pytest.fixture(params=sorted(FLAVOURS))
+def WarmupPolynomialDecay(request):  # noqa: N802 (a class)
+    return FLAVOURS[request.param][0]
 
 
 def expected(step, peak, warmup, total, power):
@@ -14,7 +26,7 @@ def expected(step, peak, warmup, total, power):
 
 
 @pytest.mark.parametrize("power", [1.0, 0.5])
-def test_schedule_matches_formula(power):
+def test_schedule_matches_formula(power, WarmupPolynomialDecay):  # noqa: N803
     schedule = WarmupPolynomialDecay(6e-3, warmup_steps=20, decay_steps=100, power=power)
     steps = [0, 1, 10, 19, 20, 21, 50, 99, 100, 150]
     got = [float(schedule(s)) for s in steps]
@@ -22,7 +34,7 @@ def test_schedule_matches_formula(power):
     assert max(got) == pytest.approx(6e-3) and got[-1] == 0.0
 
 
-def test_decay_from_step_0_by_hand():
+def test_decay_from_step_0_by_hand(WarmupPolynomialDecay):  # noqa: N803
     """paper-64k-32k phase 1 (NVIDIA's form): 6e-3 peak, 2,000 warmup of 7,038 steps, power 0.5.
     At the end of warmup: 6e-3 * (1 - 2000/7038) ** 0.5 = 6e-3 * 0.846066... = 5.0764e-3."""
     schedule = WarmupPolynomialDecay(6e-3, warmup_steps=2000, decay_steps=7038, power=0.5,
@@ -39,16 +51,17 @@ def test_decay_from_step_0_by_hand():
 
 
 @pytest.mark.parametrize("decay_from", ["warmup_end", "step_0"])
-def test_schedule_round_trips_through_config(decay_from):
-    schedule = WarmupPolynomialDecay(1e-3, 5, 50, power=0.5, end_learning_rate=1e-5, decay_from=decay_from)
-    again = tf_keras.optimizers.schedules.deserialize(
-        tf_keras.optimizers.schedules.serialize(schedule),
-        custom_objects={"WarmupPolynomialDecay": WarmupPolynomialDecay})
-    assert again.get_config() == schedule.get_config()
+@pytest.mark.parametrize("flavour", sorted(FLAVOURS))
+def test_schedule_round_trips_through_config(decay_from, flavour):
+    """Registered as lamb_tf>WarmupPolynomialDecay in each flavour: no custom_objects needed."""
+    schedule_class, schedules = FLAVOURS[flavour]
+    schedule = schedule_class(1e-3, 5, 50, power=0.5, end_learning_rate=1e-5, decay_from=decay_from)
+    again = schedules.deserialize(schedules.serialize(schedule))
+    assert type(again) is schedule_class and again.get_config() == schedule.get_config()
     assert float(again(30)) == pytest.approx(float(schedule(30)))
 
 
-def test_schedule_rejects_warmup_past_total():
+def test_schedule_rejects_warmup_past_total(WarmupPolynomialDecay):  # noqa: N803
     with pytest.raises(ValueError, match="warmup_steps < decay_steps"):
         WarmupPolynomialDecay(1e-3, 100, 100)
 
