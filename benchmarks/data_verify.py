@@ -16,6 +16,8 @@ import time
 import numpy as np
 from absl import app, flags
 
+from synthetic import random_features
+
 flags.DEFINE_string("data_dir", "", "A directory bert-pretrain-data made; empty = synthetic.")
 flags.DEFINE_integer("synthetic_mb", 256, "Size of the synthetic data.")
 flags.DEFINE_integer("workers", 0, "Files verified at a time (0: one per core).")
@@ -29,12 +31,7 @@ def synthetic_dir(directory: str) -> str:
     from bert_pretrain.data import tfrecords
     rng = np.random.default_rng(0)
     n = 4096
-    features = {"input_ids": rng.integers(5, VOCAB, (n, SEQ)), "input_mask": np.ones((n, SEQ), int),
-                "segment_ids": (np.arange(SEQ) >= SEQ // 2).astype(int)[None].repeat(n, 0),
-                "masked_lm_positions": np.sort(rng.integers(1, SEQ, (n, PRED)), 1),
-                "masked_lm_ids": rng.integers(5, VOCAB, (n, PRED)),
-                "masked_lm_weights": np.ones((n, PRED), np.float32),
-                "next_sentence_labels": rng.integers(0, 2, (n, 1))}
+    features = random_features(rng, n, SEQ, PRED, VOCAB)
     block = tfrecords.encode_examples(features)
     per_shard = max(1, int(FLAGS.synthetic_mb * 1e6 / SHARDS / (sum(map(len, block)) + 16 * n)))
     shards = {}

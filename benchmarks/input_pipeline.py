@@ -14,6 +14,8 @@ import time
 import numpy as np
 from absl import app, flags
 
+from synthetic import random_features
+
 flags.DEFINE_string("train_files", "", "TFRecords to read; empty = synthetic records.")
 flags.DEFINE_string("preset", "tiny", "Model size.")
 flags.DEFINE_integer("vocab_size", 30522, "Vocab (synthetic data and model).")
@@ -31,12 +33,7 @@ def synthetic_files(directory: str, records: int = 4096, shards: int = 8) -> str
     seq, pred = FLAGS.max_seq_length, FLAGS.max_predictions_per_seq
     for shard in range(shards):
         n = records // shards
-        features = {"input_ids": rng.integers(5, FLAGS.vocab_size, (n, seq)), "input_mask": np.ones((n, seq), int),
-                    "segment_ids": (np.arange(seq) >= seq // 2).astype(int)[None].repeat(n, 0),
-                    "masked_lm_positions": np.sort(rng.integers(1, seq, (n, pred)), 1),
-                    "masked_lm_ids": rng.integers(5, FLAGS.vocab_size, (n, pred)),
-                    "masked_lm_weights": np.ones((n, pred), np.float32),
-                    "next_sentence_labels": rng.integers(0, 2, (n, 1))}
+        features = random_features(rng, n, seq, pred, FLAGS.vocab_size)
         with tf.io.TFRecordWriter(os.path.join(directory, tfrecords.shard_name(shard, shards))) as writer:
             for record in tfrecords.encode_examples(features):
                 writer.write(record)

@@ -23,6 +23,8 @@ import time
 import numpy as np
 from absl import app, flags
 
+from synthetic import random_features
+
 from bert_pretrain import cli   # defines the training flags this script sets
 
 flags.DEFINE_integer("rounds", 3, "Restarts per checkpoint, interleaved.")
@@ -43,12 +45,7 @@ def write_data(directory: str) -> None:
     shards = {}
     for shard in range(SHARDS):
         n = per_shard
-        features = {"input_ids": rng.integers(5, VOCAB, (n, SEQ)), "input_mask": np.ones((n, SEQ), int),
-                    "segment_ids": (np.arange(SEQ) >= SEQ // 2).astype(int)[None].repeat(n, 0),
-                    "masked_lm_positions": np.sort(rng.integers(1, SEQ, (n, PRED)), 1),
-                    "masked_lm_ids": rng.integers(5, VOCAB, (n, PRED)),
-                    "masked_lm_weights": np.ones((n, PRED), np.float32),
-                    "next_sentence_labels": rng.integers(0, 2, (n, 1))}
+        features = random_features(rng, n, SEQ, PRED, VOCAB)
         name = tfrecords.shard_name(shard, SHARDS)
         with tf.io.TFRecordWriter(os.path.join(directory, name)) as writer:
             for record in tfrecords.encode_examples(features):

@@ -5,14 +5,17 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
-import numpy as np
 import pytest
 import tensorflow as tf
 
 from bert_pretrain.data import Options, create_pretraining_data
 from bert_pretrain.data.verify import read_whole, verify_directory
 from data_helpers import corpus_text, write_vocab
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "training"))
+from training_helpers import record_offsets  # noqa: E402
 
 SEQ, PREDS = 32, 5
 
@@ -43,15 +46,6 @@ def test_intact_data_passes_and_counts_match_the_metadata(data_dir):
         assert (report.records, report.bytes) == (entry["instances"], entry["bytes"])
         assert entry["bytes"] == os.path.getsize(report.path)
     assert lines[-1].endswith("all good") and "MB/s" in lines[-1]
-
-
-def record_offsets(path):
-    """Byte offset where each record starts (8-byte length, 4-byte CRC, payload, 4-byte CRC)."""
-    data, offsets, at = open(path, "rb").read(), [], 0
-    while at < len(data):
-        offsets.append(at)
-        at += 16 + int(np.frombuffer(data[at:at + 8], "<u8")[0])
-    return offsets
 
 
 def test_each_kind_of_damage_is_named_for_its_file(data_dir):

@@ -15,7 +15,7 @@ from bert_pretrain import data_faults, datasets
 from bert_pretrain import trainer as trainer_lib
 from bert_pretrain.config import TrainConfig
 from bert_pretrain.errors import UsageError
-from training_helpers import PRED, SEQ, VOCAB, write_shards
+from training_helpers import PRED, SEQ, VOCAB, record_offsets, write_shards
 
 MODEL = config_lib.ModelConfig(VOCAB, num_layers=1, hidden_size=32, num_heads=2, dropout=0.0)
 RECORDS = 40
@@ -30,14 +30,6 @@ def make(model_dir, **overrides):
 
 def spec_of(directory):
     return datasets.data_spec(tuple(sorted(str(p) for p in directory.glob("*.tfrecord"))), SEQ, PRED)
-
-
-def record_offsets(path):
-    data, offsets, at = open(path, "rb").read(), [], 0
-    while at < len(data):
-        offsets.append(at)
-        at += 16 + int(np.frombuffer(data[at:at + 8], "<u8")[0])
-    return offsets
 
 
 def truncate_inside(path, record):

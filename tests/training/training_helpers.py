@@ -54,3 +54,13 @@ def write_shards(directory, files=2, records=64, vocab=VOCAB, seq=SEQ, pred=PRED
         with open(os.path.join(directory, "metadata.json"), "w") as handle:
             json.dump(meta, handle)
     return paths
+
+
+def record_offsets(path):
+    """Byte offset where each record of a TFRecord file starts (8-byte length, 4-byte CRC, payload,
+    4-byte CRC), read from the file's own length fields."""
+    data, offsets, at = open(path, "rb").read(), [], 0
+    while at < len(data):
+        offsets.append(at)
+        at += 16 + int(np.frombuffer(data[at:at + 8], "<u8")[0])
+    return offsets
