@@ -135,8 +135,11 @@ def _remove(prefix: str) -> None:
 
 
 def _reason(error: BaseException) -> str:
-    message = getattr(error, "message", None) or str(error) or type(error).__name__
-    return message.strip().splitlines()[0][:200]
+    """An error's first line without TensorFlow's op decorations, its end kept if it is long (the
+    system's message, e.g. "No space left on device", comes last)."""
+    message = (getattr(error, "message", None) or str(error) or type(error).__name__).strip().splitlines()[0]
+    message = re.sub(r"\s*\[Op:\w+\].*$", "", re.sub(r"\{\{[^}]*\}\}\s*", "", message))
+    return message if len(message) <= 200 else "..." + message[-197:]
 
 
 def _fix(error: BaseException) -> str:

@@ -109,7 +109,7 @@ def test_a_failed_write_stops_in_one_line_and_leaves_the_checkpoints_before_it(t
     resource.setrlimit(resource.RLIMIT_FSIZE, (data_size // 2, hard))
     try:
         with pytest.raises(checkpoints.CheckpointWriteError,
-                           match=rf"^could not write checkpoint {tmp_path}/ckpt-6 \(.*\); the last written "
+                           match=rf"^could not write checkpoint {tmp_path}/ckpt-6 \(.*; File too large\); the last written "
                                  rf"checkpoint, {tmp_path}/ckpt-3, is intact; check the storage"):
             trainer.train(spec, log=QUIET)
     finally:
