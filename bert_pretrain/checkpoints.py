@@ -43,18 +43,20 @@ def listed(directory: str) -> list[str]:
 
 def manager(checkpoint: tf.train.Checkpoint, directory: str, keep: int, log=print) -> tf.train.CheckpointManager:
     """tf.train.CheckpointManager over `directory`, once the temporary directories of killed writes
-    are removed and an index file it would ignore (damaged) is rewritten from the checkpoints
-    present: otherwise the manager would count none and its next save would list only the new one."""
+    are removed and an index file that is missing or that it would ignore (damaged) is rewritten
+    from the checkpoints present: otherwise the manager would count none, and its next save would
+    list only the new one."""
     for orphan in tf.io.gfile.glob(os.path.join(directory, "ckpt-*_temp")):
         tf.io.gfile.rmtree(orphan)   # where a killed write was writing; never read
-    if tf.io.gfile.exists(os.path.join(directory, INDEX)) and tf.train.get_checkpoint_state(directory) is None:
+    index = os.path.join(directory, INDEX)
+    if tf.io.gfile.isdir(directory) and tf.train.get_checkpoint_state(directory) is None:
         present = listed(directory)
-        log(f"checkpoint: the index file in {directory} cannot be read; rebuilt from the "
-            f"{len(present)} checkpoint(s) present")
         if present:
+            log(f"checkpoint: the index file in {directory} is missing or cannot be read; rebuilt from the "
+                f"{len(present)} checkpoint(s) present")
             _write_index(directory, present)
-        else:
-            tf.io.gfile.remove(os.path.join(directory, INDEX))
+        elif tf.io.gfile.exists(index):
+            tf.io.gfile.remove(index)
     return tf.train.CheckpointManager(checkpoint, directory, keep)
 
 

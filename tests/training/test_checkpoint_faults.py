@@ -169,3 +169,16 @@ def test_what_a_killed_write_left_is_removed_and_the_checkpoints_kept(tmp_path):
     checkpoint.v.assign(0.0)
     assert checkpoints.restore_newest_readable(checkpoint, str(tmp_path)) == f"{tmp_path}/ckpt-3"
     assert float(checkpoint.v.numpy()) == 2.0
+
+
+def test_a_missing_index_file_is_rebuilt_not_taken_for_a_fresh_start(tmp_path):
+    checkpoint = tf.train.Checkpoint(v=tf.Variable(2.0))
+    saver = tf.train.CheckpointManager(checkpoint, str(tmp_path), 3)
+    saver.save(checkpoint_number=3)
+    saver.save(checkpoint_number=6)
+    (tmp_path / "checkpoint").unlink()
+    lines = []
+    manager = checkpoints.manager(checkpoint, str(tmp_path), 3, log=lines.append)
+    assert lines == [f"checkpoint: the index file in {tmp_path} is missing or cannot be read; rebuilt from the "
+                     "2 checkpoint(s) present"]
+    assert manager.latest_checkpoint == f"{tmp_path}/ckpt-6" and len(manager.checkpoints) == 2

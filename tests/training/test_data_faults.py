@@ -98,6 +98,8 @@ def test_damaged_file_is_skipped_from_its_damage_and_the_run_equals_clean_data(t
     assert [(os.path.basename(f), d.readable, d.expected, d.lost) for f, d in recorded.items()] == [
         (names[1], 25, RECORDS, RECORDS - 25)]
 
+    if damage == "corrupted":
+        return   # what a restart does with recorded damage is the same for both kinds
     # A restart neither reads the file again nor announces the damage again, and resumes exactly.
     more_lines = []
     again = make(tmp_path / "model", train_steps=9)
