@@ -61,7 +61,7 @@ def main(argv):
     reads = tf.data.Dataset.from_tensor_slices(files).interleave(
         lambda f: tf.data.TFRecordDataset(f, buffer_size=READ_BUFFER), cycle_length=os.cpu_count(),
         num_parallel_calls=tf.data.AUTOTUNE)
-    records = int(reads.reduce(np.int64(0), lambda count, _: count + 1))
+    records = int(reads.batch(1024).reduce(np.int64(0), lambda count, batch: count + tf.size(batch, tf.int64)))
     read_seconds = time.perf_counter() - started
     started = time.perf_counter()
     reports = verify_directory(directory, FLAGS.workers, log=lambda line: None)
