@@ -84,7 +84,6 @@ def gradients(model, batch):
 
 def test_exclusions_find_every_layer_norm_and_bias_of_keras_hub_bert():
     model = masked_lm()
-    model.build_from_config  # noqa: B018 (built by the call below)
     model({"token_ids": np.ones((1, SEQ), "int32"), "segment_ids": np.zeros((1, SEQ), "int32"),
            "padding_mask": np.ones((1, SEQ), bool), "mask_positions": np.zeros((1, PRED), "int32")})
     # The reference: found by layer type and variable name, not by the patterns under test.
