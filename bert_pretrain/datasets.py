@@ -14,6 +14,7 @@ import tensorflow as tf
 from bert_pretrain import record_order
 from bert_pretrain.data import tfrecords
 from bert_pretrain.data.metadata import Metadata
+from bert_pretrain.data.verify import value_limits
 from bert_pretrain.errors import UsageError
 
 SCAN_FILES, SCAN_RECORDS = 8, 256
@@ -79,8 +80,7 @@ def check_data(spec: DataSpec, vocab_size: int, flag: str) -> None:
 
 def _scan_file(path: str, spec: DataSpec, vocab_size: int, flag: str) -> None:
     records = tf.data.TFRecordDataset(path).take(SCAN_RECORDS).map(lambda r: _decode(r, spec))
-    limits = {"input_ids": vocab_size, "masked_lm_ids": vocab_size,
-              "masked_lm_positions": spec.max_seq_length, "segment_ids": 2, "next_sentence_labels": 2}
+    limits = value_limits(vocab_size, spec.max_seq_length)
     try:
         for batch in records.batch(SCAN_RECORDS):
             for name, limit in limits.items():

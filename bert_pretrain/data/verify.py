@@ -64,12 +64,11 @@ class FileReport:
         return not self.problems
 
 
-def _limits(metadata: Metadata) -> dict[str, tuple[int, int]]:
-    """Allowed [low, high) of each integer feature."""
-    seq = metadata.raw["settings"]["max_seq_length"]
-    return {"input_ids": (0, metadata.vocab_size), "masked_lm_ids": (0, metadata.vocab_size),
-            "masked_lm_positions": (0, seq), "input_mask": (0, 2), "segment_ids": (0, 2),
-            "next_sentence_labels": (0, 2)}
+def value_limits(vocab_size: int, max_seq_length: int) -> dict[str, int]:
+    """Each integer feature's values lie in [0, limit): an id past the vocab reads out of bounds
+    silently on TPU, a position past the sequence gathers nothing."""
+    return {"input_ids": vocab_size, "masked_lm_ids": vocab_size, "masked_lm_positions": max_seq_length,
+            "input_mask": 2, "segment_ids": 2, "next_sentence_labels": 2}
 
 
 def check_file(path: str, metadata: Metadata) -> FileReport:
@@ -78,7 +77,7 @@ def check_file(path: str, metadata: Metadata) -> FileReport:
     seq, pred = settings["max_seq_length"], settings["max_predictions_per_seq"]
     spec = tfrecords.feature_spec(seq, pred, metadata.feature_names)
     names = tfrecords.FEATURE_NAMES[metadata.feature_names]
-    limits = _limits(metadata)
+    limits = value_limits(metadata.vocab_size, seq)
 
     def summarize(serialized):
         parsed = tf.io.parse_example(serialized, spec)
@@ -107,9 +106,9 @@ def check_file(path: str, metadata: Metadata) -> FileReport:
         problems.append(f"records do not parse with max_seq_length={seq}, max_predictions_per_seq={pred}, "
                         f"feature_names={metadata.feature_names}")
         records, parsed = readable_records(path), False
-    for k, (lowest, end) in limits.items():
-        if parsed and low[k] <= high[k] and (low[k] < lowest or high[k] >= end):
-            problems.append(f"{k} outside [{lowest}, {end}): min {low[k]}, max {high[k]}")
+    for k, end in limits.items():
+        if parsed and low[k] <= high[k] and (low[k] < 0 or high[k] >= end):
+            problems.append(f"{k} outside [0, {end}): min {low[k]}, max {high[k]}")
     if bad_weights:
         problems.append(f"{bad_weights:,} masked_lm_weights not in [0, 1]")
     size = tf.io.gfile.stat(path).length
