@@ -14,6 +14,7 @@ from typing import Optional, Tuple
 from lamb_tf.algorithm import TrustRatioBounds
 
 Patterns = Optional[Tuple[str, ...]]
+Paths = Optional[Tuple[str, ...]]
 
 # Variables BERT excludes from weight decay (and, by default, from layer adaptation).
 BERT_EXCLUSIONS = ["LayerNorm", "layer_norm", "bias"]
@@ -39,6 +40,14 @@ def check_patterns(name: str, patterns) -> Patterns:
         except re.error as err:
             raise ValueError(f"`{name}` holds an invalid regex {pattern!r}: {err}.")
     return patterns
+
+
+def _check_paths(name: str, paths) -> Paths:
+    if paths is None:
+        return None
+    if isinstance(paths, (str, bytes)) or not all(isinstance(p, str) for p in paths):
+        raise ValueError(f"`{name}` must be a list of variable paths, got {paths!r}.")
+    return tuple(paths)
 
 
 def check_learning_rate(learning_rate) -> None:
@@ -72,10 +81,11 @@ def _check_optional_bounds(low_name, low, high_name, high):
 class LayerwiseOptions:
     """What LAMB and LARS share: weight decay, exclusions and trust-ratio bounds.
 
-    Field names are the optimizers' argument names, so `config()` is their `get_config` part.
+    Field names are the optimizers' argument names, so `config()` is their `get_config` part;
+    the last two hold what the optimizer's `exclude_from_weight_decay()` set (`METHOD_FIELDS`).
     """
 
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0  # None: 0.0, as Keras' own optimizers accept None
     exclude_from_weight_decay: Patterns = None
     exclude_from_layer_adaptation: Patterns = None
     phi_min: Optional[float] = None
@@ -83,15 +93,19 @@ class LayerwiseOptions:
     min_trust_ratio: Optional[float] = None
     max_trust_ratio: Optional[float] = None
     record_trust_ratios: bool = False
+    float32_slots: bool = False
+    excluded_var_names: Patterns = None   # regexes searched in `variable.name`, as Keras does
+    excluded_var_paths: Paths = None      # the `var_list` variables, by path (`same_variable`)
 
     def __post_init__(self):
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
-        set_("weight_decay", _check_number("weight_decay", self.weight_decay, 0.0, math.inf,
+        weight_decay = 0.0 if self.weight_decay is None else self.weight_decay
+        set_("weight_decay", _check_number("weight_decay", weight_decay, 0.0, math.inf,
                                            high_open=True))
-        set_("exclude_from_weight_decay",
-             check_patterns("exclude_from_weight_decay", self.exclude_from_weight_decay))
-        set_("exclude_from_layer_adaptation",
-             check_patterns("exclude_from_layer_adaptation", self.exclude_from_layer_adaptation))
+        for name in ("exclude_from_weight_decay", "exclude_from_layer_adaptation",
+                     "excluded_var_names"):
+            set_(name, check_patterns(name, getattr(self, name)))
+        set_("excluded_var_paths", _check_paths("excluded_var_paths", self.excluded_var_paths))
         phi = _check_optional_bounds("phi_min", self.phi_min, "phi_max", self.phi_max)
         ratio = _check_optional_bounds("min_trust_ratio", self.min_trust_ratio,
                                        "max_trust_ratio", self.max_trust_ratio)
@@ -100,38 +114,76 @@ class LayerwiseOptions:
         set_("min_trust_ratio", ratio[0])
         set_("max_trust_ratio", ratio[1])
         set_("record_trust_ratios", bool(self.record_trust_ratios))
+        set_("float32_slots", bool(self.float32_slots))
 
     @property
     def bounds(self) -> TrustRatioBounds:
         return TrustRatioBounds(self.phi_min, self.phi_max, self.min_trust_ratio,
                                 self.max_trust_ratio)
 
-    def decays(self, path: str) -> bool:
-        """Whether the variable at `path` gets weight decay."""
-        return self.weight_decay > 0 and not _matches(self.exclude_from_weight_decay, path)
+    def decays(self, path: str, name: Optional[str] = None) -> bool:
+        """Whether the variable at `path` gets weight decay. `name` is its `variable.name`
+        (by default the path's last part, as in Keras 3)."""
+        return self.weight_decay > 0 and not self._excluded_from_decay(path, name)
 
-    def adapts(self, path: str) -> bool:
-        """Whether the trust ratio applies; None means "same list as weight decay"."""
-        patterns = self.exclude_from_layer_adaptation
-        if patterns is None:
-            patterns = self.exclude_from_weight_decay
-        return not _matches(patterns, path)
+    def adapts(self, path: str, name: Optional[str] = None) -> bool:
+        """Whether the trust ratio applies; exclude_from_layer_adaptation=None means "the
+        variables excluded from weight decay", however they were excluded."""
+        if self.exclude_from_layer_adaptation is None:
+            return not self._excluded_from_decay(path, name)
+        return not _matches(self.exclude_from_layer_adaptation, path)
 
-    def with_more_exclusions(self, patterns) -> "LayerwiseOptions":
-        """A copy whose weight-decay exclusion list also holds `patterns`."""
-        return dataclasses.replace(
-            self, exclude_from_weight_decay=(self.exclude_from_weight_decay or ()) + tuple(patterns))
+    def _excluded_from_decay(self, path, name):
+        name = path.rsplit("/", 1)[-1] if name is None else name
+        return (_matches(self.exclude_from_weight_decay, path)
+                or _matches(self.excluded_var_names, name)
+                or any(same_variable(p, path) for p in self.excluded_var_paths or ()))
+
+    def with_method_exclusions(self, var_names=None, var_paths=None) -> "LayerwiseOptions":
+        """A copy with `exclude_from_weight_decay()`'s lists replaced, as Keras' method does."""
+        return dataclasses.replace(self, excluded_var_names=var_names,
+                                   excluded_var_paths=var_paths)
 
     def config(self) -> dict:
-        config = dataclasses.asdict(self)
-        for name in ("exclude_from_weight_decay", "exclude_from_layer_adaptation"):
-            if config[name] is not None:
-                config[name] = list(config[name])
-        return config
+        return {name: list(value) if isinstance(value, tuple) else value
+                for name, value in dataclasses.asdict(self).items()}
 
 
-def _matches(patterns: Patterns, path: str) -> bool:
-    return any(re.search(pattern, path) for pattern in patterns or ())
+# Fields that `exclude_from_weight_decay()` sets: in `get_config`, but no constructor argument.
+METHOD_FIELDS = ("excluded_var_names", "excluded_var_paths")
+
+
+def _matches(patterns: Patterns, text: str) -> bool:
+    return any(re.search(pattern, text) for pattern in patterns or ())
+
+
+def same_variable(saved: str, path: str) -> bool:
+    """Whether two variable paths name one variable, allowing for scopes that Keras adds or
+    drops in front: a Sequential model's variables are `sequential/dense/kernel` when built and
+    `dense/kernel` after `keras.saving.load_model`. Equal, or the shorter path (still at least
+    `layer/variable`) ends the longer one after a `/`."""
+    if saved == path:
+        return True
+    short, long = sorted((saved, path), key=len)
+    return "/" in short and long.endswith("/" + short)
+
+
+def split_older_patterns(patterns) -> Tuple[Patterns, Paths]:
+    """An older version's `exclude_from_weight_decay` config as (patterns, var_list paths).
+
+    Older versions stored `exclude_from_weight_decay(var_list=...)` among the patterns, as
+    `^<escaped path>$`, which misses the variable once `load_model` renames it. Such literal,
+    anchored patterns are taken back as paths, which keeps what they were written to exclude.
+    """
+    kept, paths = [], []
+    for pattern in patterns or ():
+        literal = re.fullmatch(r"\^(.*)\$", pattern) if isinstance(pattern, str) else None
+        path = literal and re.sub(r"\\(.)", r"\1", literal.group(1))
+        if path and re.escape(path) == literal.group(1):
+            paths.append(path)
+        else:
+            kept.append(pattern)
+    return (None if patterns is None else kept), (paths or None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,16 +224,6 @@ class LarsOptions(LayerwiseOptions):
         super().__post_init__()
         object.__setattr__(self, "momentum", _check_number("momentum", self.momentum, 0.0, 1.0,
                                                            high_open=True))
-
-
-def exclusion_patterns(var_names=None, var_paths=None):
-    """Keras' `exclude_from_weight_decay(var_list, var_names)` as regex patterns.
-
-    Keras matches names as substrings and variables exactly; escape both accordingly.
-    """
-    patterns = [re.escape(name) for name in var_names or ()]
-    patterns += [f"^{re.escape(path)}$" for path in var_paths or ()]
-    return patterns
 
 
 def split_arguments(options_class, arguments: dict):

@@ -5,6 +5,8 @@ and JAX backends; only the TensorFlow backend's XLA reduction (`lamb_tf.xla_sums
 when that backend is in use. The math lives in `lamb_tf.algorithm`.
 """
 
+import re
+
 import keras
 from keras import ops
 
@@ -54,7 +56,8 @@ class _LayerwiseOptimizer(LayerwiseOptimizer, keras.optimizers.Optimizer):
         self._init_layerwise(options)
 
     def _variable_path(self, variable):
-        return variable.path
+        # A native tf.Variable has no path; Keras itself falls back to its name then.
+        return getattr(variable, "path", None) or re.sub(r":\d+$", "", variable.name)
 
     def build(self, variables):
         if self.built:
@@ -62,14 +65,31 @@ class _LayerwiseOptimizer(LayerwiseOptimizer, keras.optimizers.Optimizer):
         super().build(variables)
         self._plans = self._make_plans(variables)
         self._stacks = stack_groups(self._plans, variables)
-        self._slots = [self.add_optimizer_variables(variables, name)
-                       for name in self._slot_names]
+        self._slots = [self._add_slots(variables, name) for name in self._slot_names]
         if self._options.record_trust_ratios:
             self._trust_ratio_stats = [
                 self.add_variable((3,), dtype="float32",
                                   name=f"{plan.path.replace('/', '_')}_trust_ratio")
                 if plan.layer_adaptation else None
                 for plan in self._plans]
+
+    def _add_slots(self, variables, name):
+        """One slot per variable, as `add_optimizer_variables` makes them; float32 where
+        `float32_slots` asks it for a float16 or bfloat16 variable, whose own dtype cannot hold
+        a moment's small changes (v = 0.999·v + 0.001 stops rising at 0.25 in bfloat16)."""
+        if not self._options.float32_slots:
+            return self.add_optimizer_variables(variables, name)
+        slots = []
+        for variable in variables:
+            if self._overwrite_variable_with_gradient(variable):
+                slots.append(None)
+            elif keras.backend.standardize_dtype(variable.dtype) in ("float16", "bfloat16"):
+                slots.append(self.add_variable(
+                    tuple(variable.shape), dtype="float32", layout=getattr(variable, "_layout", None),
+                    name=f"{self._variable_path(variable).replace('/', '_')}_{name}"))
+            else:
+                slots.append(self.add_variable_from_reference(variable, name))
+        return slots
 
     def _index_of(self, variable):
         return self._get_variable_index(variable)
@@ -131,10 +151,17 @@ class LAMB(LambConstructor, _LayerwiseOptimizer):
             (global_clipnorm=1.0) and apply the ratio to every variable.
         record_trust_ratios: keep ‖x‖, ‖update‖ and the ratio of the last step per variable,
             readable with `trust_ratios()` (for TensorBoard); costs three floats per variable.
-        name: the optimizer's name; None gives "lamb" ("LAMB" in the tf_keras flavour).
+        float32_slots: keep the moments of float16 and bfloat16 variables in float32 (Keras
+            gives slots the variable's dtype); not in the tf_keras flavour.
+        name: the optimizer's name; None gives "lamb", "lamb_1", ..., as Keras names its own
+            ("LAMB" in the tf_keras flavour).
         **kwargs: the base class options (`clipnorm`, `global_clipnorm`, `clipvalue`,
             `use_ema`, `loss_scale_factor`, `gradient_accumulation_steps`, ...). Clipping is
             applied to the gradients summed across replicas.
+
+    `weight_decay` is also an attribute, settable until the optimizer is built (None is 0).
+    `exclude_from_weight_decay()` is Keras' method with Keras' meaning; what it excludes adds
+    to the constructor's patterns and is saved in `get_config` (its docstring has the details).
 
     A ratio is 1 where the update is zero, and where ‖x‖ = 0 unless `phi_min` is set (then the
     paper's φ(0) = phi_min gives phi_min/‖update‖). Norms and the update are computed in
@@ -142,7 +169,7 @@ class LAMB(LambConstructor, _LayerwiseOptimizer):
     (automatic under a mixed_float16 policy) to skip steps with non-finite gradients.
     """
 
-    _default_name = "lamb"
+    _default_name = None
 
 
 @keras.saving.register_keras_serializable(package="lamb_tf")
@@ -155,11 +182,12 @@ class LARS(LarsConstructor, _LayerwiseOptimizer):
         learning_rate: float, schedule or callable.
         momentum: β1, in [0, 1).
         weight_decay, exclude_from_weight_decay, exclude_from_layer_adaptation, phi_min,
-        phi_max, min_trust_ratio, max_trust_ratio, record_trust_ratios, **kwargs: as in `LAMB`.
-        name: None gives "lars" ("LARS" in the tf_keras flavour).
+        phi_max, min_trust_ratio, max_trust_ratio, record_trust_ratios, float32_slots,
+        **kwargs: as in `LAMB`.
+        name: None gives "lars", "lars_1", ... ("LARS" in the tf_keras flavour).
     """
 
-    _default_name = "lars"
+    _default_name = None
 
 
 @keras.saving.register_keras_serializable(package="lamb_tf")

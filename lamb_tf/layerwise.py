@@ -12,8 +12,9 @@ import math
 
 from lamb_tf import algorithm
 from lamb_tf.algorithm import ArrayOps, TrustRatio
-from lamb_tf.hyperparameters import (LambOptions, LarsOptions, check_learning_rate,
-                                     exclusion_patterns, split_arguments)
+from lamb_tf.hyperparameters import (METHOD_FIELDS, LambOptions, LarsOptions,
+                                     check_learning_rate, check_patterns, split_arguments,
+                                     split_older_patterns)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,9 +72,9 @@ class LayerwiseOptimizer:
     """What both Keras flavours share; mixed in before the flavour's Keras optimizer class.
 
     Keras' own weight decay is decoupled (applied outside the update); ours lives inside the
-    trust ratio, so the base class always sees `weight_decay=None` and ours is reported in
-    `get_config` instead. Set by the constructor classes: `_update_rule` (`lamb_update` or
-    `lars_update`) and `_slot_names`; by the flavour: `_xp`, its `ArrayOps`.
+    trust ratio, so the base class's decay step does nothing and `weight_decay` reads and sets
+    ours. Set by the constructor classes: `_update_rule` (`lamb_update` or `lars_update`) and
+    `_slot_names`; by the flavour: `_xp`, its `ArrayOps`.
     """
 
     _xp: ArrayOps
@@ -110,19 +111,66 @@ class LayerwiseOptimizer:
         """The validated hyperparameters (a frozen dataclass)."""
         return self._options
 
+    @property
+    def weight_decay(self):
+        """λ, applied inside the trust ratio; settable until the optimizer is built."""
+        options = getattr(self, "_options", None)
+        return None if options is None else options.weight_decay
+
+    @weight_decay.setter
+    def weight_decay(self, value):
+        if getattr(self, "_options", None) is None:
+            return  # the Keras base constructor's `weight_decay=None`; the options follow it
+        self._check_not_built("Set `weight_decay`")
+        self._options = dataclasses.replace(self._options, weight_decay=value)
+
+    def _check_not_built(self, action):
+        # Each variable's decay and ratio are decided once, when the optimizer is built, and
+        # compiled into its steps: a later change would be silently ignored.
+        if getattr(self, "_plans", None) is not None:
+            raise ValueError(f"{action} before the optimizer is built (its first step or "
+                             "`build()`); construct a new optimizer to change it.")
+
     def _make_plans(self, variables):
         o = self._options
-        return tuple(
-            VariablePlan(path, o.weight_decay if o.decays(path) else 0.0, o.adapts(path))
-            for path in map(self._variable_path, variables))
+        plans = []
+        for variable in variables:
+            path, name = self._variable_path(variable), variable.name
+            plans.append(VariablePlan(path, o.weight_decay if o.decays(path, name) else 0.0,
+                                      o.adapts(path, name)))
+        return tuple(plans)
 
     def exclude_from_weight_decay(self, var_list=None, var_names=None):
-        """Keras' method, kept working: adds exact-variable and substring patterns."""
-        if getattr(self, "_plans", None) is not None:
-            raise ValueError("`exclude_from_weight_decay()` must be called before the optimizer "
-                             "is built; pass exclude_from_weight_decay=[...] to the constructor.")
-        paths = [self._variable_path(variable) for variable in var_list or ()]
-        self._options = self._options.with_more_exclusions(exclusion_patterns(var_names, paths))
+        """No weight decay for the variables in `var_list`, nor for those whose `name` one of
+        the regexes `var_names` searches (the name, not the path: `kernel`, `bias`, `gamma` in
+        Keras 3); Keras' method, with Keras' meaning. A second call replaces the first's lists.
+
+        This adds to the constructor's `exclude_from_weight_decay` patterns (searched in the
+        path, e.g. `dense/bias`): a variable either excludes gets no decay. With the default
+        `exclude_from_layer_adaptation=None`, the variables excluded here also take trust ratio
+        1 (a plain Adam step), as for the constructor's patterns; pass that argument a list to
+        decide the ratio by it alone. `var_list` variables are kept by path (and so in
+        `get_config`), compared as `same_variable` does, so they stay excluded after
+        `keras.saving.load_model` renames them. Call it before the optimizer is built.
+        """
+        self._check_not_built("Call `exclude_from_weight_decay()`")
+        var_names = check_patterns("var_names", var_names)
+        paths = tuple(self._variable_path(variable) for variable in var_list or ())
+        self._options = self._options.with_method_exclusions(var_names or None, paths or None)
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """The base class's `from_config`, plus what `exclude_from_weight_decay()` set, which
+        `get_config` saves but the constructor does not take."""
+        config = dict(config)
+        if not any(name in config for name in METHOD_FIELDS):
+            patterns, paths = split_older_patterns(config.get("exclude_from_weight_decay"))
+            config.update(exclude_from_weight_decay=patterns, excluded_var_paths=paths)
+        excluded = {name: config.pop(name, None) for name in METHOD_FIELDS}
+        optimizer = super().from_config(config, custom_objects=custom_objects)
+        optimizer._options = optimizer._options.with_method_exclusions(
+            excluded["excluded_var_names"], excluded["excluded_var_paths"])
+        return optimizer
 
     def _apply_weight_decay(self, variables):
         """No decoupled decay: weight decay is part of the update, inside the trust ratio."""
@@ -192,8 +240,8 @@ class LayerwiseOptimizer:
 class LambConstructor:
     """LAMB's constructor in both flavours; the arguments are documented on `keras3.LAMB`.
 
-    A flavour's class sets `_default_name`. The base `__init__` it calls takes
-    (learning_rate, options, name, **base-class kwargs).
+    A flavour's class sets `_default_name` (None: the Keras base class names it). The base
+    `__init__` it calls takes (learning_rate, options, name, **base-class kwargs).
     """
 
     _update_rule = staticmethod(lamb_update)
@@ -203,7 +251,7 @@ class LambConstructor:
                  weight_decay=0.0, exclude_from_weight_decay=None,
                  exclude_from_layer_adaptation=None, bias_correction=True, phi_min=None,
                  phi_max=None, min_trust_ratio=None, max_trust_ratio=None, nvlamb=False,
-                 record_trust_ratios=False, name=None, **kwargs):
+                 record_trust_ratios=False, float32_slots=False, name=None, **kwargs):
         check_learning_rate(learning_rate)
         options, kwargs = split_arguments(LambOptions, locals())
         super().__init__(learning_rate, options, name or self._default_name, **kwargs)
@@ -218,7 +266,7 @@ class LarsConstructor:
     def __init__(self, learning_rate=0.001, momentum=0.9, weight_decay=0.0,
                  exclude_from_weight_decay=None, exclude_from_layer_adaptation=None,
                  phi_min=None, phi_max=None, min_trust_ratio=None, max_trust_ratio=None,
-                 record_trust_ratios=False, name=None, **kwargs):
+                 record_trust_ratios=False, float32_slots=False, name=None, **kwargs):
         check_learning_rate(learning_rate)
         options, kwargs = split_arguments(LarsOptions, locals())
         super().__init__(learning_rate, options, name or self._default_name, **kwargs)

@@ -42,6 +42,9 @@ class _LayerwiseOptimizer(LayerwiseOptimizer, tf_keras.optimizers.Optimizer):
     _xp = TF_OPS
 
     def __init__(self, learning_rate, options, name, **kwargs):
+        if options.float32_slots:
+            raise ValueError("`float32_slots` is for lamb_tf.keras3: tf_keras makes each slot in "
+                             "its variable's dtype; drop it or use the Keras 3 class.")
         super().__init__(name=name, **kwargs)
         if callable(learning_rate) and not isinstance(learning_rate, _Schedule):
             learning_rate = _CallableLearningRate(learning_rate)

@@ -64,3 +64,9 @@ def test_exclusion_defaults(flavour):
     anchored = flavour.LAMB(weight_decay=0.1, exclude_from_weight_decay=[r"^head/.*bias$"])
     assert not anchored.options.decays("head/dense/bias")
     assert anchored.options.decays("encoder/head/dense/bias")
+
+
+def test_float32_slots_is_refused_where_tf_keras_cannot_make_them():
+    assert lamb_tf.keras3.LAMB(float32_slots=True).options.float32_slots
+    with pytest.raises(ValueError, match="`float32_slots`"):
+        lamb_tf.tf_keras.LAMB(float32_slots=True)

@@ -21,7 +21,8 @@ def run_without_tensorflow(args, **env):
 def test_keras3_flavour_matches_reference_on_jax():
     result = run_without_tensorflow(
         ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:warnings",
-         str(TESTS / "test_reference.py"), str(TESTS / "test_norms_and_stacking.py")])
+         str(TESTS / "test_reference.py"), str(TESTS / "test_norms_and_stacking.py"),
+         str(TESTS / "test_keras3_contract.py")])
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert " passed" in result.stdout and "failed" not in result.stdout
 
