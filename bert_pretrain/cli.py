@@ -179,6 +179,8 @@ def build_trainer():
     for name in ("train_files", "model_dir"):
         if not FLAGS[name].value:
             raise UsageError(name, "is required", f"pass --{name}=...")
+    sizes = dict(num_layers=FLAGS.num_layers, hidden_size=FLAGS.hidden_size, num_heads=FLAGS.num_heads)
+    config_lib.from_preset(FLAGS.preset, 1, FLAGS.dropout, **sizes)   # bad sizes: one line, before anything runs
     strategy = make_strategy()
     train_data = job_lib.data_from_globs(FLAGS.train_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq,
                               "train_files")
@@ -187,8 +189,7 @@ def build_trainer():
     vocab_size = FLAGS.vocab_size or train_data.vocab_size
     if not vocab_size:
         raise UsageError("vocab_size", "the data has no metadata.json to take it from", "pass --vocab_size")
-    model_config = config_lib.from_preset(FLAGS.preset, vocab_size, FLAGS.dropout, num_layers=FLAGS.num_layers,
-                                          hidden_size=FLAGS.hidden_size, num_heads=FLAGS.num_heads)
+    model_config = config_lib.from_preset(FLAGS.preset, vocab_size, FLAGS.dropout, **sizes)
     job = job_lib.Job(model_config, train_config_from_flags(), FLAGS.model_dir, train_data, eval_data,
                       data_flag="train_files", eval_flag="eval_files")
     return job_lib.build_trainer(job, strategy), job
@@ -221,11 +222,11 @@ def finetune() -> dict:
     """`bert-pretrain finetune`: one task, from a pretrained encoder (or a random one) to scores."""
     from bert_pretrain import config as config_lib
     from bert_pretrain.errors import UsageError
-    from bert_pretrain.finetune import encoder, loop, tasks
+    from bert_pretrain.finetune import encoder, loop, recipes, tasks
 
     if not FLAGS.task or not FLAGS.output_dir:
         raise UsageError("task" if not FLAGS.task else "output_dir", "is required", "see bert-pretrain finetune --help")
-    recipe = tasks.recipe(FLAGS.task)
+    recipe = recipes.recipe(FLAGS.task)
     chosen = {name: FLAGS[name].value if FLAGS[name].present else recipe.get(name)
               for name in FINETUNE_RECIPE_FLAGS}
     if FLAGS.init_from:
@@ -255,6 +256,16 @@ def finetune() -> dict:
     return tasks.finetune(options, make_strategy())
 
 
+def _shown_defaults(command: str) -> dict:
+    """finetune's recipe flags default to the task's recipe, not to the values train shares."""
+    if command != "finetune":
+        return {}
+    from bert_pretrain.finetune import recipes
+
+    return {name: f"the task's recipe: {recipes.defaults_text(name)}" for name in FINETUNE_RECIPE_FLAGS} | {
+        "optimizer": "adamw, BERT's fine-tuning optimizer"}
+
+
 COMMANDS = {"train": train, "run": run, "finetune": finetune}
 
 
@@ -278,8 +289,8 @@ def main(argv=None):
     argv = list(sys.argv if argv is None else argv)
     if console.wants_help(argv):
         command = next((a for a in argv[1:] if a in COMMANDS), None)
-        print(console.help_text(USAGE[command], HELP_GROUPS[command], FLAGS) if command else COMMANDS_USAGE,
-              end="")
+        print(console.help_text(USAGE[command], HELP_GROUPS[command], FLAGS, _shown_defaults(command))
+              if command else COMMANDS_USAGE, end="")
         return
     console.quiet_tensorflow(argv)
     app.run(_main, argv=argv)

@@ -27,14 +27,18 @@ class ModelConfig:
         return 4 * self.hidden_size
 
     def __post_init__(self):
-        problems = [f"{name} must be positive" for name in ("vocab_size", "num_layers", "hidden_size",
-                                                            "num_heads") if getattr(self, name) <= 0]
+        """Every bad size as one line naming the flags (a plan's fields have the same names)."""
+        problems = [(name, f"{getattr(self, name)} is not positive") for name in
+                    ("vocab_size", "num_layers", "hidden_size", "num_heads") if getattr(self, name) <= 0]
         if self.num_heads > 0 and self.hidden_size % self.num_heads:
-            problems.append(f"hidden_size {self.hidden_size} is not a multiple of num_heads {self.num_heads}")
+            problems.append(("hidden_size", f"{self.hidden_size} is not a multiple of --num_heads={self.num_heads}"))
         if not 0 <= self.dropout < 1:
-            problems.append("dropout must be in [0, 1)")
+            problems.append(("dropout", f"{self.dropout} is not in [0, 1)"))
         if problems:
-            raise ValueError("bad model config: " + "; ".join(problems))
+            raise UsageError(problems[0][0], "; ".join(f"--{name}={problem}" if index else problem
+                                                       for index, (name, problem) in enumerate(problems)),
+                             "choose positive sizes, hidden_size a multiple of num_heads (each head gets "
+                             "hidden_size / num_heads dimensions)")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -33,14 +33,17 @@ def wants_verbose(argv: list) -> bool:
     return verbose
 
 
-def help_text(usage: str, groups: list, flag_values) -> str:
-    """`usage`, then each (title, [flag names]) group as `--name=default  help` lines."""
+def help_text(usage: str, groups: list, flag_values, shown_defaults: dict | None = None) -> str:
+    """`usage`, then each (title, [flag names]) group as `--name=default  help` lines;
+    `shown_defaults` says what a run uses where that is not the flag's own default."""
     lines = [usage.rstrip(), ""]
     for title, names in groups:
         lines.append(f"{title}:")
         for name in names:
             flag = flag_values[name]
-            if flag.default is None:
+            if name in (shown_defaults or {}):
+                lines.append(f"  --{name}  (default: {shown_defaults[name]})")
+            elif flag.default is None:
                 lines.append(f"  --{name}  (no default)")
             else:
                 lines.append(f"  --{name}={(flag.default_as_str or '').strip(chr(39)) or chr(34) * 2}")

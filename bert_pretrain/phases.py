@@ -33,7 +33,7 @@ def _data(data_dir: str, subdir: str, phase: plans.Phase):
 
 
 def _model_config(plan: plans.Plan, vocab_size: int) -> config_lib.ModelConfig:
-    return config_lib.from_preset(plan.model, vocab_size, num_layers=plan.num_layers or None,
+    return config_lib.from_preset(plan.model, vocab_size, plan.dropout, num_layers=plan.num_layers or None,
                                   hidden_size=plan.hidden_size or None,
                                   num_heads=plan.num_heads or None)
 
@@ -96,10 +96,23 @@ def run_plan(plan: plans.Plan, data_dir: str, model_dir: str, strategy, micro_ba
         result = trainer.train(train_spec, eval_spec, log=log)
         if int(trainer.step.numpy()) < phase.train_steps:
             return results   # preempted: the checkpoint is saved, a restart resumes here
+        if fit is fitted[-1]:
+            result |= _final_on_earlier_phases(trainer, plan, data_dir, log)
         _mark_done(directory, result)
         results.append(result)
         previous = trainer.manager.latest_checkpoint
     return results
+
+
+def _final_on_earlier_phases(trainer: Trainer, plan: plans.Plan, data_dir: str, log) -> dict:
+    """The final model on every earlier phase's held-out records: whether a later phase (longer
+    sequences, fewer of them) undid what an earlier one learned. Keys eval_<phase>_<metric>."""
+    result = {}
+    for phase in plan.phases[:-1]:
+        if phase.eval_data:
+            held_out = trainer.evaluate(_data(data_dir, phase.eval_data, phase), log)
+            result |= {f"eval_{phase.name}_{k}": v for k, v in held_out.items()}
+    return result
 
 
 def learning_rate_curve(plan: plans.Plan) -> list:

@@ -10,7 +10,7 @@ import dataclasses
 import os
 import tomllib
 
-from bert_pretrain.config import DECAY_FROM, MAX_POSITION, PRESETS, TrainConfig
+from bert_pretrain.config import DECAY_FROM, MAX_POSITION, PRESETS, TrainConfig, from_preset
 from bert_pretrain.errors import UsageError
 from lamb_tf.schedules import sqrt_scaled_learning_rate
 
@@ -42,6 +42,7 @@ class Plan:
     num_layers: int = 0            # 0: the preset's; otherwise a custom size
     hidden_size: int = 0
     num_heads: int = 0
+    dropout: float = 0.1           # pretraining dropout (BERT's 0.1); fine-tuning sets its own
     engine: dict = None            # trainer settings (steps_per_loop, eval_every, ...); flags win
     downstream: str = ""           # a built-in fine-tuning task to score the result on, against a
                                    # random encoder ("docstrings"); "" = none
@@ -131,6 +132,11 @@ def _parse(raw: dict, path: str) -> Plan:
     if len(set(names)) != len(names):
         raise UsageError("plan", f"{path}: phase names repeat ({', '.join(names)})",
                          "give each phase its own name: it names its checkpoint directory")
+    try:   # the model's sizes, checked before any data is made
+        from_preset(raw["model"], 1, raw.get("dropout", 0.1), num_layers=raw.get("num_layers") or None,
+                    hidden_size=raw.get("hidden_size") or None, num_heads=raw.get("num_heads") or None)
+    except UsageError as error:
+        raise UsageError("plan", f"{path}: {str(error).lstrip('-')}") from None
     if raw.get("downstream", "") not in ("", "docstrings"):
         raise UsageError("plan", f"{path}: downstream = {raw['downstream']!r} is not a built-in task",
                          'use "docstrings" or leave it out')

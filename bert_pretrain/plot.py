@@ -54,8 +54,9 @@ def plot_run(phase_dirs: list, names: list, phase_steps: list, learning_rates: l
     return path
 
 
-def plot_scores(scores: dict, title: str, path: str) -> str:
-    """Bars of {encoder: {metric: percent}}, one group per metric; written atomically."""
+def plot_scores(scores: dict, title: str, path: str, chance: float | None = None) -> str:
+    """Bars of {encoder: {metric: percent, or one percent per seed}}, one group per metric: a bar
+    is the mean, each seed a dot on it; `chance` (percent) a dashed line. Written atomically."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -65,13 +66,21 @@ def plot_scores(scores: dict, title: str, path: str) -> str:
     figure, axis = plt.subplots(figsize=(6, 4))
     width = 0.8 / len(names)
     for k, name in enumerate(names):
-        values = [scores[name][metric] for metric in metrics]
-        bars = axis.bar([i + k * width for i in range(len(metrics))], values, width, label=name)
-        axis.bar_label(bars, fmt="%.1f")
+        runs = [scores[name][metric] if isinstance(scores[name][metric], list) else [scores[name][metric]]
+                for metric in metrics]
+        x = [i + k * width for i in range(len(metrics))]
+        bars = axis.bar(x, [sum(r) / len(r) for r in runs], width, label=name)
+        axis.bar_label(bars, labels=[f"{sum(r) / len(r):.1f}" + (f"\n({min(r):.1f}-{max(r):.1f})" if len(r) > 1 else "")
+                                     for r in runs])
+        if any(len(r) > 1 for r in runs):
+            for position, r in zip(x, runs):
+                axis.plot([position] * len(r), r, "o", color="black", markersize=4)
+    if chance is not None:
+        axis.axhline(chance, color="grey", linestyle="--", linewidth=0.8, label=f"chance ({chance:.1f})")
     axis.set_xticks([i + width * (len(names) - 1) / 2 for i in range(len(metrics))], metrics)
     axis.set_ylabel("percent")
     axis.set_title(title)
-    axis.legend()
+    axis.legend(fontsize="small")
     figure.tight_layout()
     with atomic.replacing(path, ".tmp.png") as temporary:
         figure.savefig(temporary, dpi=100)

@@ -91,6 +91,11 @@ def run(options: RunOptions, make_strategy, log=print) -> list:
             if "eval_mlm_accuracy" in result:
                 log(f"{phase.name} held-out: MLM accuracy {result['eval_mlm_accuracy']:.3f}, "
                     f"NSP accuracy {result['eval_nsp_accuracy']:.3f}")
+        for phase in plan.phases[:-1]:
+            key = f"eval_{phase.name}_mlm_accuracy"
+            if key in results[-1]:
+                log(f"final model on {phase.name}'s held-out records: MLM accuracy {results[-1][key]:.3f}, "
+                    f"NSP accuracy {results[-1][f'eval_{phase.name}_nsp_accuracy']:.3f}")
         if plan.downstream:
             _downstream(plan, model_dir, strategy, log)
     return results
@@ -110,12 +115,13 @@ def _batch_size(text) -> int:
 def _downstream(plan, model_dir: str, strategy, log) -> None:
     """Fine-tunes the last phase's encoder and a random one on the plan's built-in task; prints and
     plots both scores."""
-    from bert_pretrain.finetune import tasks
+    from bert_pretrain.finetune import docstrings, tasks
 
     scores = tasks.pretrained_against_random(plan.downstream, phases.phase_dir(model_dir, plan.phases[-1]),
                                              os.path.join(model_dir, plan.downstream), strategy, log)
-    picture = plot.plot_scores(scores, f"{plan.downstream}: held-out score after fine-tuning",
-                               os.path.join(model_dir, f"{plan.name}-{plan.downstream}.png"))
+    picture = plot.plot_scores(scores, f"{plan.downstream}: held-out score after fine-tuning (one seed)",
+                               os.path.join(model_dir, f"{plan.name}-{plan.downstream}.png"),
+                               chance=docstrings.commonest_share())
     pretrained, random = scores["pretrained"]["accuracy"], scores["random"]["accuracy"]
     log(f"{plan.downstream} held-out accuracy: pretrained encoder {pretrained:.1f}%, random encoder "
         f"{random:.1f}% (same budget); plot: {picture}")

@@ -86,6 +86,36 @@ def test_a_usage_error_is_one_line_without_tensorflow_noise(tmp_path):
         f"bert-pretrain: --train_files: '{tmp_path}/none-*.tfrecord' matches no file; check the path or glob"]
 
 
+@pytest.mark.parametrize("sizes, first", [(["--hidden_size=30", "--num_heads=4"], "--hidden_size: 30 is not a multiple of --num_heads=4"),
+                                          (["--num_layers=0"], "--num_layers: 0 is not positive")])
+def test_a_bad_model_size_is_one_line_before_anything_runs(tmp_path, sizes, first):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = command("bert-pretrain", "train", f"--train_files={tmp_path}/none-*.tfrecord",
+                     f"--model_dir={tmp_path}/model", "--preset=tiny", *sizes, env=env)
+    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(f"bert-pretrain: {first}")   # not the missing data, found later
+    assert not os.path.exists(tmp_path / "model")
+
+
+def test_finetune_help_shows_the_task_recipes_a_run_uses():
+    """finetune shares --learning_rate, --max_seq_length ... with train, whose defaults a
+    fine-tuning run does not use: its help shows each task's recipe value instead."""
+    import tomllib
+
+    shown = command("bert-pretrain", "finetune", "--help").stdout
+    recipes_dir = os.path.join(ROOT, "bert_pretrain", "plans", "finetune")
+    recipes = {name[:-5]: tomllib.load(open(os.path.join(recipes_dir, name), "rb"))
+               for name in os.listdir(recipes_dir)}
+    assert set(recipes) == {"squad1.1", "classification", "docstrings"}
+    for flag in ("learning_rate", "epochs", "batch_size", "warmup_proportion", "max_seq_length"):
+        line = re.search(rf"^  --{flag}\b.*$", shown, flags=re.M).group(0)
+        assert "=" not in line.split()[0], line       # no --flag=<train's default>
+        for task, recipe in recipes.items():
+            assert re.search(rf"{re.escape(task)} {recipe[flag]:g}\b", line), (task, line)
+    assert re.search(r"^  --optimizer  \(default: adamw\b", shown, flags=re.M)
+    assert "--learning_rate=0.001" not in shown and "--max_seq_length=128" not in shown
+
+
 def test_verbose_leaves_tensorflow_logging_alone(monkeypatch):
     """absl's spellings of a true --verbose keep TensorFlow's C++ log level; the last one wins."""
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")   # restored after the test

@@ -66,3 +66,11 @@ def examples(split: str) -> tuple[tuple[str, str], ...]:
         step = max(1, len(texts) / PER_CLASS[split])          # spread the cap over the package
         chosen += [(texts[int(i * step)], package) for i in range(min(len(texts), PER_CLASS[split]))]
     return tuple(chosen)
+
+
+def commonest_share(split: str = "eval") -> float:
+    """Percent of `split` that guessing its commonest package gets right: the chance line."""
+    counts = {}
+    for _, package in examples(split):
+        counts[package] = counts.get(package, 0) + 1
+    return 100.0 * max(counts.values()) / sum(counts.values())

@@ -11,7 +11,6 @@ import collections
 import dataclasses
 import json
 import os
-import tomllib
 
 import numpy as np
 import tensorflow as tf
@@ -21,15 +20,9 @@ from bert_pretrain import atomic, vocab_record
 from bert_pretrain.config import MAX_POSITION
 from bert_pretrain.errors import UsageError
 from bert_pretrain.finetune import classification, docstrings, encoder, loop, metrics, squad
+from bert_pretrain.finetune.recipes import TASKS, recipe
 
-TASKS = ("squad1.1", "classification", "docstrings")
-RECIPES_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "plans", "finetune")
 RESULTS, SETTINGS = "results.json", "settings.json"
-
-
-def recipe(task: str) -> dict:
-    with open(os.path.join(RECIPES_DIR, f"{task}.toml"), "rb") as handle:
-        return tomllib.load(handle)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,13 +104,14 @@ def finetune(options: FinetuneOptions, strategy, log=print) -> dict:
     return results
 
 
-def pretrained_against_random(task: str, init_from: str, output_dir: str, strategy, log=print) -> dict:
+def pretrained_against_random(task: str, init_from: str, output_dir: str, strategy, log=print,
+                              seed: int = 12345) -> dict:
     """The task's recipe run twice with the same budget and seed: on the encoder pretrained in
     `init_from`, and on the same architecture randomly initialised. {"pretrained"|"random": scores}."""
     settings = recipe(task)
     config = loop.FinetuneConfig(epochs=settings["epochs"], batch_size=settings["batch_size"],
                                  learning_rate=settings["learning_rate"],
-                                 warmup_proportion=settings["warmup_proportion"])
+                                 warmup_proportion=settings["warmup_proportion"], seed=seed)
     pretrained = encoder.from_directory(init_from, dropout=0.1)
     scores = {}
     for name, source in (("pretrained", pretrained), ("random", dataclasses.replace(pretrained, checkpoint=None))):

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from bert_pretrain import config as config_lib
+from bert_pretrain.errors import UsageError
 from bert_pretrain import model as model_lib
 from lamb_tf import BERT_EXCLUSIONS
 from lamb_tf.tf_keras import LAMB
@@ -37,8 +38,10 @@ def test_presets_match_docs():
 def test_custom_sizes_and_errors():
     custom = config_lib.from_preset("tiny", vocab_size=100, hidden_size=32, num_heads=None)
     assert (custom.num_layers, custom.hidden_size, custom.num_heads) == (2, 32, 2)
-    with pytest.raises(ValueError, match="not a multiple of num_heads"):
+    with pytest.raises(UsageError, match=r"^--hidden_size: 30 is not a multiple of --num_heads=4; "):
         config_lib.from_preset("tiny", vocab_size=100, hidden_size=30, num_heads=4)
+    with pytest.raises(UsageError, match=r"^--num_layers: 0 is not positive; --dropout=1.0 is not in \[0, 1\)"):
+        config_lib.from_preset("tiny", vocab_size=100, num_layers=0, dropout=1.0)
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
         config_lib.from_preset("huge", vocab_size=100)
 
