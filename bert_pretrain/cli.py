@@ -61,6 +61,9 @@ flags.DEFINE_integer("vocab_size", None, "Model vocab size; default: the data's 
 flags.DEFINE_float("dropout", 0.1, "Hidden and attention dropout.")
 flags.DEFINE_integer("max_seq_length", 128, "Sequence length the data was made with.")
 flags.DEFINE_integer("max_predictions_per_seq", 20, "Masked positions per sequence in the data.")
+flags.DEFINE_enum("masking", "static", ["static", "dynamic", "dynamic_whole_word"], "static: the masks the "
+                  "records were made with; dynamic: a new mask each time a sequence is read, 15% of its tokens "
+                  "(dynamic_whole_word: whole words); needs the data's vocab.txt. Evaluation stays static.")
 # ----- schedule and optimizer -----
 flags.DEFINE_integer("train_steps", 1000, "Total optimizer steps (the decay ends here).")
 flags.DEFINE_integer("global_batch_size", 256, "Sequences per step, all replicas and accumulation steps.")
@@ -101,7 +104,7 @@ DEVICE_FLAGS = ["strategy", "tpu", "tpu_zone", "tpu_project", "cpu_devices"]
 # Settings of the training loop a run passes on to every phase when given explicitly.
 RUN_TRAINING_FLAGS = ["steps_per_loop", "precision", "seed", "checkpoint_every", "keep_checkpoints",
                       "eval_every", "max_consecutive_skips", "max_bad_record_fraction", "weight_decay",
-                      "peak_tflops"]
+                      "peak_tflops", "masking"]
 HELP_GROUPS = {
     "run": [("plan and data", ["plan", "data_dir", "model_dir", "corpus", "eval_corpus",
                                "data_vocab_size"]),
@@ -111,7 +114,7 @@ HELP_GROUPS = {
             ("console", ["verbose"])],
     "train": [("data and model", ["train_files", "eval_files", "model_dir", "preset", "num_layers",
                                   "hidden_size", "num_heads", "vocab_size", "dropout", "max_seq_length",
-                                  "max_predictions_per_seq"]),
+                                  "max_predictions_per_seq", "masking"]),
               ("schedule and optimizer", ["train_steps", "global_batch_size", "accumulation_steps",
                                           "learning_rate", "warmup_steps", "decay_power", "decay_from", "optimizer",
                                           "weight_decay", "clip_norm", "precision"]),
@@ -167,7 +170,7 @@ def train_config_from_flags():
         max_consecutive_skips=FLAGS.max_consecutive_skips,
         max_bad_record_fraction=FLAGS.max_bad_record_fraction, checkpoint_every=FLAGS.checkpoint_every,
         keep_checkpoints=FLAGS.keep_checkpoints, eval_every=FLAGS.eval_every, seed=FLAGS.seed,
-        peak_tflops=FLAGS.peak_tflops, optimizer=FLAGS.optimizer, xla=FLAGS.xla)
+        peak_tflops=FLAGS.peak_tflops, optimizer=FLAGS.optimizer, xla=FLAGS.xla, masking=FLAGS.masking)
 
 
 def build_trainer():

@@ -57,7 +57,8 @@ def from_preset(preset: str, vocab_size: int, dropout: float = 0.1, **overrides)
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 OPTIMIZERS = ("lamb", "adamw", "lars")
 XLA_CHOICES = ("auto", "on", "off")
-DECAY_FROM = ("warmup_end", "step_0")   # lamb_tf.schedules.DECAY_FROM, without importing TensorFlow
+DECAY_FROM = ("warmup_end", "step_0")
+MASKINGS = ("static", "dynamic", "dynamic_whole_word")   # the records' masks, or new ones each read   # lamb_tf.schedules.DECAY_FROM, without importing TensorFlow
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +86,7 @@ class TrainConfig:
     peak_tflops: float = 0.0         # per replica, for the MFU estimate; 0 = do not estimate
     optimizer: str = "lamb"          # "adamw" and "lars" are for comparisons (benchmarks/large_batch_study.py)
     xla: str = "auto"                # auto: XLA on GPU (and TPU, always); on CPU only the update
+    masking: str = "static"          # or dynamic / dynamic_whole_word: masked in the input pipeline
 
     def check(self, replicas: int) -> None:
         """Every problem as one line naming the flag, before any compute."""
@@ -95,6 +97,7 @@ class TrainConfig:
         need(self.xla in XLA_CHOICES, "xla", f"{self.xla!r} is not one of {XLA_CHOICES}")
         need(self.decay_from in DECAY_FROM, "decay_from", f"{self.decay_from!r} is not one of {DECAY_FROM}")
         need(self.optimizer in OPTIMIZERS, "optimizer", f"{self.optimizer!r} is not one of {OPTIMIZERS}")
+        need(self.masking in MASKINGS, "masking", f"{self.masking!r} is not one of {MASKINGS}")
         need(self.train_steps > 0 and self.steps_per_loop > 0, "train_steps", "steps must be positive")
         need(self.global_batch_size % (replicas * self.accumulation_steps) == 0, "global_batch_size",
              f"{self.global_batch_size} is not a multiple of {replicas} replicas x "

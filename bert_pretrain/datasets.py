@@ -5,9 +5,14 @@ The training order is a pure function of (files, seed) whose every position can 
 the files' record counts (`record_order`): a restart at step N starts reading at the record step N
 needs, without reading the records before it. Files are split among input pipelines (hosts), and
 batches are made with drop_remainder=True so XLA and TPUs see static shapes.
+
+With --masking=dynamic or dynamic_whole_word each training record is masked as it is read
+(`masking.dynamic`), keyed by its position in the stream, so resuming also reproduces the masks.
+Evaluation always reads the held-out records' own, static masks: the same set at every evaluation.
 """
 
 import dataclasses
+import os
 
 import tensorflow as tf
 
@@ -16,6 +21,7 @@ from bert_pretrain.data import tfrecords
 from bert_pretrain.data.metadata import Metadata
 from bert_pretrain.data.verify import value_limits
 from bert_pretrain.errors import UsageError
+from bert_pretrain.masking import dynamic
 
 SCAN_FILES, SCAN_RECORDS = 8, 256
 
@@ -29,6 +35,7 @@ class DataSpec:
     record_counts: tuple[int, ...] | None = None   # per file: metadata.json's, a damaged file's readable
     #                                                 records (data_faults); None: counted on resume
     metadata: Metadata | None = dataclasses.field(default=None, compare=False, repr=False)
+    masking: str = "static"   # what the records hold: "static" (masked) or "none" (metadata.json's)
 
     @property
     def vocab_size(self) -> int | None:
@@ -43,7 +50,7 @@ def data_spec(files: tuple[str, ...], max_seq_length: int, max_predictions_per_s
     if metadata is None:
         return DataSpec(files, max_seq_length, max_predictions_per_seq)
     return DataSpec(files, max_seq_length, max_predictions_per_seq, metadata.feature_names,
-                    metadata.record_counts(files), metadata)
+                    metadata.record_counts(files), metadata, metadata.masking)
 
 
 def resolve_files(patterns: str, flag: str) -> tuple[str, ...]:
@@ -84,6 +91,8 @@ def _scan_file(path: str, spec: DataSpec, vocab_size: int, flag: str) -> None:
     try:
         for batch in records.batch(SCAN_RECORDS):
             for name, limit in limits.items():
+                if name not in batch:   # unmasked records have no masked_lm_*
+                    continue
                 values = batch[name].numpy()
                 if values.size and (values.max() >= limit or values.min() < 0):
                     raise UsageError(flag, f"{path} has {name} outside [0, {limit}) (max {values.max()})",
@@ -106,7 +115,34 @@ def _pipeline_files(spec: DataSpec, context: tf.distribute.InputContext) -> list
 
 def _decode(record: tf.Tensor, spec: DataSpec) -> dict:
     return tfrecords.decode(record, spec.max_seq_length, spec.max_predictions_per_seq,
-                            spec.feature_names)
+                            spec.feature_names, masked=spec.masking == "static")
+
+
+def check_masking(spec: DataSpec, masking: str, flag: str, held_out: bool = False) -> None:
+    """Unmasked records need a run that masks them, and held-out records must hold their own
+    (static) masks, so that every evaluation scores the same predictions."""
+    if spec.masking == "none" and held_out:
+        raise UsageError(flag, f"{_directory(spec)} holds unmasked records (made with --masking=none); "
+                               "evaluation needs fixed masks", "make the held-out data with the default "
+                                                               "bert-pretrain-data --masking=static")
+    if spec.masking == "none" and masking == "static":
+        raise UsageError("masking", f"static masking reads the records' own masks and {_directory(spec)} holds "
+                                    "unmasked records (made with --masking=none)",
+                         "pass --masking=dynamic or --masking=dynamic_whole_word")
+    if masking != "static" and not held_out:
+        masker_for(spec, masking)   # the vocab is found now, not when the stream starts
+
+
+def _directory(spec: DataSpec) -> str:
+    return os.path.dirname(spec.files[0]) or "."
+
+
+def masker_for(spec: DataSpec, masking: str, flag: str = "masking") -> "dynamic.Masker | None":
+    """The Masker of a dynamic `masking` over this data (None for static), from the data's vocab."""
+    if masking == "static":
+        return None
+    vocab = dynamic.vocab_for(spec.metadata.vocab_file if spec.metadata else None, spec.files, flag)
+    return dynamic.Masker.from_vocab(vocab, spec.max_predictions_per_seq, masking == "dynamic_whole_word")
 
 
 def _decode_and_batch(records: tf.data.Dataset, spec: DataSpec, batch_size: int) -> tf.data.Dataset:
@@ -128,9 +164,12 @@ def examples(spec: DataSpec) -> tf.data.Dataset:
 
 
 def train_dataset_fn(spec: DataSpec, global_batch_size: int, seed: int, consumed_steps: int = 0,
-                     window: int = record_order.WINDOW):
+                     window: int = record_order.WINDOW, masking: str = "static"):
     """For `strategy.distribute_datasets_from_function`: an endless per-replica-batched stream,
-    starting after the batches `consumed_steps` global steps took from this pipeline."""
+    starting after the batches `consumed_steps` global steps took from this pipeline; masked
+    anew (`masking` dynamic or dynamic_whole_word) or as the records were made (static)."""
+    masker = masker_for(spec, masking)
+
     def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
         batch_size = context.get_per_replica_batch_size(global_batch_size)
         indices = _pipeline_files(spec, context)
@@ -142,8 +181,26 @@ def train_dataset_fn(spec: DataSpec, global_batch_size: int, seed: int, consumed
         elif start:
             counts = record_order.count_records([spec.files[i] for i in indices])
         records = record_order.records([spec.files[i] for i in indices], seed, start, counts, window)
-        return _decode_and_batch(records, spec, batch_size)
+        if masker is None:
+            return _decode_and_batch(records, spec, batch_size)
+        return _mask_and_batch(records, spec, batch_size, masker, seed, context.input_pipeline_id, start)
     return dataset_fn
+
+
+def _mask_and_batch(records: tf.data.Dataset, spec: DataSpec, batch_size: int, masker: dynamic.Masker,
+                    seed: int, pipeline: int, start: int) -> tf.data.Dataset:
+    """Decodes and masks each record, its mask keyed by its position in the stream (`start` is
+    that of the first record)."""
+    static = spec.masking == "static"
+
+    def mask(position, record):
+        features = _decode(record, spec)
+        if static:
+            features = dynamic.original_tokens(features)
+        return masker(features, dynamic.record_seed(seed, pipeline, position))
+
+    masked = records.enumerate(start=start).map(mask, num_parallel_calls=tf.data.AUTOTUNE)
+    return masked.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
 def eval_dataset_fn(spec: DataSpec, global_batch_size: int):

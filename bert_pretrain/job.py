@@ -36,8 +36,10 @@ def build_trainer(job: Job, strategy) -> Trainer:
     Trainer, which checks the settings and the model_dir, and keeps the data's vocab beside the
     checkpoints for fine-tuning (`vocab_record`)."""
     datasets.check_data(job.train_data, job.model.vocab_size, job.data_flag)
+    datasets.check_masking(job.train_data, job.training.masking, job.data_flag)
     if job.eval_data is not None:
         datasets.check_data(job.eval_data, job.model.vocab_size, job.eval_flag)
+        datasets.check_masking(job.eval_data, job.training.masking, job.eval_flag, held_out=True)
     trainer = Trainer(job.model, job.training, strategy, job.model_dir)
     if trainer.write_dir == job.model_dir:   # the chief
         vocab_record.save(job.model_dir, job.train_data.metadata, job.data_flag)

@@ -254,7 +254,8 @@ class Trainer:
 
     def _training_stream(self, spec: datasets.DataSpec, step: int):
         return iter(self.strategy.distribute_datasets_from_function(datasets.train_dataset_fn(
-            spec, self.config.global_batch_size, self.config.seed, consumed_steps=step)))
+            spec, self.config.global_batch_size, self.config.seed, consumed_steps=step,
+            masking=self.config.masking)))
 
     def train(self, train: datasets.DataSpec, eval_spec: datasets.DataSpec | None = None,
               log=print) -> dict:

@@ -24,6 +24,7 @@ TIERS = [
                    "bert_pretrain.data.instances", "bert_pretrain.data.tfrecords",
                    "bert_pretrain.data.metadata", "bert_pretrain.data.verify", "bert_pretrain.data.worker",
                    "bert_pretrain.data.create"]),
+    ("input masking", ["bert_pretrain.masking", "bert_pretrain.masking.dynamic"]),
     ("training parts", ["bert_pretrain.config", "bert_pretrain.model", "bert_pretrain.record_order",
                         "bert_pretrain.datasets", "bert_pretrain.data_faults", "bert_pretrain.checkpoints",
                         "bert_pretrain.keras_hub_bert", "bert_pretrain.metrics", "bert_pretrain.strategy",

@@ -32,7 +32,11 @@ flags.DEFINE_integer("max_predictions_per_seq", _DEFAULTS.max_predictions_per_se
                      "Most masked positions per instance (20 for 128, 80 for 512).")
 flags.DEFINE_float("masked_lm_prob", _DEFAULTS.masked_lm_prob, "Share of tokens to predict.")
 flags.DEFINE_float("short_seq_prob", _DEFAULTS.short_seq_prob, "Probability of a shorter target length.")
-flags.DEFINE_integer("dupe_factor", _DEFAULTS.dupe_factor, "Passes over the input, each masked anew.")
+flags.DEFINE_integer("dupe_factor", _DEFAULTS.dupe_factor, "Passes over the input, each masked anew; "
+                     "0: 10 with --masking=static, 1 with --masking=none.")
+flags.DEFINE_enum("masking", _DEFAULTS.masking, ["static", "none"],
+                  "static: google-research's masked records; none: unmasked sentence pairs, masked anew "
+                  "each epoch by bert-pretrain train --masking=dynamic (about 10x less data to make).")
 flags.DEFINE_bool("do_whole_word_mask", _DEFAULTS.do_whole_word_mask, "Mask whole words.")
 flags.DEFINE_integer("random_seed", _DEFAULTS.random_seed, "Seed; same seed + input = same bytes.")
 flags.DEFINE_enum("feature_names", _DEFAULTS.feature_names, ["v1", "v2"],
@@ -56,7 +60,7 @@ HELP_GROUPS = [
     ("checking existing data", ["verify"]),
     ("vocab", ["vocab_file", "vocab_size", "vocab_sample_mb", "do_lower_case"]),
     ("instances", ["max_seq_length", "max_predictions_per_seq", "masked_lm_prob", "short_seq_prob",
-                   "dupe_factor", "do_whole_word_mask", "random_seed", "feature_names",
+                   "masking", "dupe_factor", "do_whole_word_mask", "random_seed", "feature_names",
                    "min_document_sentences"]),
     ("shards and processes", ["num_shards", "block_bytes", "workers"]),
     ("console", ["verbose"]),

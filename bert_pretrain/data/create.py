@@ -38,6 +38,7 @@ from bert_pretrain.data.worker import BlockProcessor, BlockStats, WorkerConfig
 from bert_pretrain.errors import UsageError
 
 VOCAB_FILENAME = "vocab.txt"
+MASKINGS = ("static", "none")
 
 
 def validate(options: Options) -> None:
@@ -48,7 +49,9 @@ def validate(options: Options) -> None:
          "use a value between 1 and --max_seq_length (20 for 128, 80 for 512 is usual)"),
         ("masked_lm_prob", 0 < options.masked_lm_prob <= 1, "use a value in (0, 1], usually 0.15"),
         ("short_seq_prob", 0 <= options.short_seq_prob <= 1, "use a value in [0, 1], usually 0.1"),
-        ("dupe_factor", options.dupe_factor >= 1, "use 1 or more"),
+        ("dupe_factor", options.dupe_factor >= 0, "use 1 or more (0: 10, or 1 with --masking=none)"),
+        ("masking", options.masking in MASKINGS, "use static (google-research's masked records) or none "
+         "(unmasked, for bert-pretrain train --masking=dynamic)"),
         ("num_shards", options.num_shards >= 1, "use 1 or more"),
         ("block_bytes", options.block_bytes >= 1024, "use at least 1024"),
         ("workers", options.workers >= 0, "use 0 (one per core) or more"),
@@ -82,7 +85,7 @@ def _settings(options: Options, source, vocab: vocab_lib.Vocab | None) -> dict:
     """What the bytes of the output depend on; a re-run with equal settings may resume."""
     keys = ("input_format", "do_lower_case", "max_seq_length", "max_predictions_per_seq",
             "masked_lm_prob", "short_seq_prob", "dupe_factor", "do_whole_word_mask", "random_seed",
-            "feature_names", "num_shards", "block_bytes", "min_document_sentences")
+            "feature_names", "num_shards", "block_bytes", "min_document_sentences", "masking")
     settings = {k: getattr(options, k) for k in keys}
     settings["input"] = source.fingerprint()
     settings["vocab"] = {"sha256": vocab.sha256} if vocab else {
@@ -137,6 +140,7 @@ def _resolve_vocab(options: Options, source, given: vocab_lib.Vocab | None) -> v
 def create_pretraining_data(options: Options) -> dict:
     """Runs the whole job and returns the metadata written next to the shards."""
     validate(options)
+    options = options.resolved()
     source = corpus_lib.open_source(options.input, options.input_format)
     given_vocab = vocab_lib.load_vocab(options.vocab_file) if options.vocab_file else None
     settings = _settings(options, source, given_vocab)
@@ -163,7 +167,8 @@ def create_pretraining_data(options: Options) -> dict:
         vocab_path=os.path.join(options.output_dir, VOCAB_FILENAME), lower_case=options.do_lower_case,
         instance_config=InstanceConfig(options.max_seq_length, options.max_predictions_per_seq,
                                        options.masked_lm_prob, options.short_seq_prob,
-                                       options.dupe_factor, options.do_whole_word_mask),
+                                       options.dupe_factor, options.do_whole_word_mask,
+                                       mask=options.masking == "static"),
         feature_names=options.feature_names, random_seed=options.random_seed,
         min_document_sentences=options.min_document_sentences)
     _write_shards(options, source, bounds, config, metadata, read_stats.documents)
@@ -283,7 +288,9 @@ def _print_summary(metadata: dict, seconds: float) -> None:
            f"{counts['short_documents']:,} with fewer than 2 sentences skipped"),
         f"sentences: {counts['sentences']:,}  tokens: {counts['tokens']:,}  "
         f"[UNK] rate: {100 * metadata['unk_rate']:.3f}%",
-        f"instances: {counts['instances']:,} ({counts['masked_tokens']:,} masked tokens) in "
+        f"instances: {counts['instances']:,} ("
+        + (f"{counts['masked_tokens']:,} masked tokens" if metadata["settings"]["masking"] == "static"
+           else "unmasked") + ") in "
         f"{len(metadata['shards'])} shard(s), {seconds:.1f} s, "
         f"{counts['instances'] / seconds:,.0f} instances/s",
     ]

@@ -40,6 +40,7 @@ class InstanceConfig:
     short_seq_prob: float = 0.1
     dupe_factor: int = 10
     whole_word_mask: bool = False
+    mask: bool = True             # False: unmasked pairs, masked during training (--masking=none)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +66,8 @@ class TokenizedBlock:
 
 def create_instances(block: TokenizedBlock, config: InstanceConfig, token_ids: TokenIds,
                      seed_sequence: np.random.SeedSequence) -> dict[str, np.ndarray]:
-    """All dupe_factor passes over the block's documents, shuffled; arrays keyed by feature name."""
+    """All dupe_factor passes over the block's documents, shuffled; arrays keyed by feature name.
+    Unmasked instances are the masked ones before `mask_tokens`: the same pairs from the same seed."""
     py_seed, np_seed = seed_sequence.spawn(2)
     py_rng = random.Random(int(py_seed.generate_state(1, np.uint64)[0]))
     np_rng = np.random.Generator(np.random.PCG64(np_seed))
@@ -73,6 +75,9 @@ def create_instances(block: TokenizedBlock, config: InstanceConfig, token_ids: T
     spans = spans[np_rng.permutation(len(spans))]
     spans[:, :4] = truncate_pairs(spans[:, :4], config.max_seq_length - 3, np_rng)
     features = assemble(block.ids, spans, config.max_seq_length, token_ids)
+    if not config.mask:
+        features.pop("_candidates")
+        return features
     features.update(mask_tokens(features, spans, config, token_ids, np_rng))
     return features
 

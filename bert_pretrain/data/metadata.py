@@ -38,6 +38,11 @@ def settings_differences(old: dict, new: dict) -> list[str]:
     return sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
 
 
+def _with_masking(settings: dict) -> dict:
+    """Data made before `masking` was recorded is static."""
+    return {"masking": "static", **settings}
+
+
 def check_compatible(metadata: dict, **expected) -> None:
     """Raises ValueError naming every setting (e.g. max_seq_length=128, vocab_sha256=...) that the data
     does not match. Keys are looked up in the settings, then the vocab section."""
@@ -51,8 +56,8 @@ def check_compatible(metadata: dict, **expected) -> None:
 
 
 def refuse_other_settings(output_dir: str, settings: dict, existing: dict | None) -> None:
-    if existing is not None and existing.get("settings") != settings:
-        changed = settings_differences(existing.get("settings", {}), settings)
+    if existing is not None and _with_masking(existing.get("settings", {})) != settings:
+        changed = settings_differences(_with_masking(existing.get("settings", {})), settings)
         raise UsageError("overwrite", f"{output_dir} holds data made with other settings "
                          f"({', '.join(changed)} differ)",
                          "pass --overwrite to replace it, or choose another --output_dir")
@@ -101,6 +106,11 @@ class Metadata:
     def feature_names(self) -> str:
         """"v1" (google-research names) or "v2" (Model Garden's)."""
         return self.raw.get("settings", {}).get("feature_names", "v1")
+
+    @property
+    def masking(self) -> str:
+        """"static" (google-research's masked records) or "none" (unmasked pairs, masked in training)."""
+        return self.raw.get("settings", {}).get("masking", "static")
 
     @property
     def instances(self) -> int | None:

@@ -25,26 +25,30 @@ FEATURE_NAMES = {
            "masked_lm_weights": "masked_lm_weights", "next_sentence_labels": "next_sentence_labels"},
 }
 FLOAT_FEATURES = frozenset({"masked_lm_weights"})
+# What unmasked records (`--masking=none`) hold: the sentence pair without a mask; training masks it.
+UNMASKED_FEATURES = ("input_ids", "input_mask", "segment_ids", "next_sentence_labels")
 
 
-def feature_spec(max_seq_length: int, max_predictions_per_seq: int,
-                 names: str = "v1") -> dict[str, tf.io.FixedLenFeature]:
-    """The parsing spec for records written with the given naming scheme."""
+def feature_spec(max_seq_length: int, max_predictions_per_seq: int, names: str = "v1",
+                 masked: bool = True) -> dict[str, tf.io.FixedLenFeature]:
+    """The parsing spec for records written with the given naming scheme; `masked=False` for
+    unmasked records, which have no masked_lm_* features."""
     lengths = {"input_ids": max_seq_length, "input_mask": max_seq_length,
                "segment_ids": max_seq_length, "masked_lm_positions": max_predictions_per_seq,
                "masked_lm_ids": max_predictions_per_seq, "masked_lm_weights": max_predictions_per_seq,
                "next_sentence_labels": 1}
     return {FEATURE_NAMES[names][k]: tf.io.FixedLenFeature(
-        [n], tf.float32 if k in FLOAT_FEATURES else tf.int64) for k, n in lengths.items()}
+        [n], tf.float32 if k in FLOAT_FEATURES else tf.int64) for k, n in lengths.items()
+        if masked or k in UNMASKED_FEATURES}
 
 
 def decode(serialized: tf.Tensor, max_seq_length: int, max_predictions_per_seq: int,
-           names: str = "v1") -> dict[str, tf.Tensor]:
+           names: str = "v1", masked: bool = True) -> dict[str, tf.Tensor]:
     """One serialised record of either naming scheme → v1-named tensors: int32 integers (what TPUs
-    and GPUs want), float32 weights."""
-    parsed = tf.io.parse_single_example(serialized,
-                                        feature_spec(max_seq_length, max_predictions_per_seq, names))
-    renamed = {v1: parsed[written] for v1, written in FEATURE_NAMES[names].items()}
+    and GPUs want), float32 weights. An unmasked record (`masked=False`) has no masked_lm_*."""
+    spec = feature_spec(max_seq_length, max_predictions_per_seq, names, masked)
+    parsed = tf.io.parse_single_example(serialized, spec)
+    renamed = {v1: parsed[written] for v1, written in FEATURE_NAMES[names].items() if written in spec}
     return {k: tf.cast(v, tf.int32) if v.dtype == tf.int64 else v for k, v in renamed.items()}
 
 

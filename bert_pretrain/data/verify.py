@@ -75,15 +75,16 @@ def check_file(path: str, metadata: Metadata) -> FileReport:
     """Reads every record of one shard and checks it against the directory's metadata."""
     settings = metadata.raw["settings"]
     seq, pred = settings["max_seq_length"], settings["max_predictions_per_seq"]
-    spec = tfrecords.feature_spec(seq, pred, metadata.feature_names)
+    masked = metadata.masking == "static"
+    spec = tfrecords.feature_spec(seq, pred, metadata.feature_names, masked)
     names = tfrecords.FEATURE_NAMES[metadata.feature_names]
-    limits = value_limits(metadata.vocab_size, seq)
+    limits = {k: v for k, v in value_limits(metadata.vocab_size, seq).items() if names[k] in spec}
 
     def summarize(serialized):
         parsed = tf.io.parse_example(serialized, spec)
         low = {k: tf.reduce_min(parsed[names[k]]) for k in limits}
         high = {k: tf.reduce_max(parsed[names[k]]) for k in limits}
-        weights = parsed[names["masked_lm_weights"]]
+        weights = parsed[names["masked_lm_weights"]] if masked else tf.zeros([0])
         bad_weights = tf.reduce_sum(tf.cast(~tf.math.is_finite(weights) | (weights < 0) | (weights > 1), tf.int64))
         return tf.size(serialized, tf.int64), low, high, bad_weights
 

@@ -91,5 +91,5 @@ class BlockProcessor:
         seed = np.random.SeedSequence([self.config.random_seed, block_index])
         features = instances_lib.create_instances(block, self.config.instance_config, self.token_ids, seed)
         stats.instances = len(features["input_ids"])
-        stats.masked_tokens = int(features["masked_lm_weights"].sum())
+        stats.masked_tokens = int(features["masked_lm_weights"].sum()) if "masked_lm_weights" in features else 0
         return block_index, tfrecords.encode_examples(features, self.config.feature_names), stats

@@ -211,3 +211,30 @@ def test_cli_reports_one_error_line_naming_the_flag(tmp_path):
     assert errors == [f"bert-pretrain-data: error: --input: '{tmp_path}/none*.txt' matches no file; "
                       "check the path or glob (quote it so the shell does not expand it)"]
     assert not (tmp_path / "out").exists()
+
+
+def test_unmasked_records_are_the_static_pairs_before_masking(corpus_dir, capsys):
+    """--masking=none writes the pairs the static records are made of (same seed, same pairs), with no
+    masked_lm_* features and one copy by default; metadata.json says which kind a directory holds."""
+    static = create_pretraining_data(options(corpus_dir, "static", dupe_factor=1))
+    none = create_pretraining_data(options(corpus_dir, "none", dupe_factor=0, masking="none"))
+    assert (static["settings"]["masking"], none["settings"]["masking"]) == ("static", "none")
+    assert none["settings"]["dupe_factor"] == 1 and none["counts"]["masked_tokens"] == 0
+    assert "unmasked) in 3 shard(s)" in capsys.readouterr().err
+    assert metadata.Metadata.of_directory(str(corpus_dir / "none")).masking == "none"
+    masked, unmasked = read_all(corpus_dir / "static"), read_all(corpus_dir / "none")
+    assert sorted(unmasked) == sorted(tfrecords.UNMASKED_FEATURES)
+    ids = masked["input_ids"].copy()
+    real = masked["masked_lm_weights"] > 0
+    ids[np.nonzero(real)[0], masked["masked_lm_positions"][real]] = masked["masked_lm_ids"][real]
+    np.testing.assert_array_equal(ids, unmasked["input_ids"])
+    for key in ("input_mask", "segment_ids", "next_sentence_labels"):
+        np.testing.assert_array_equal(masked[key], unmasked[key])
+    assert sum(map(len, shard_bytes(corpus_dir / "none"))) < 0.7 * sum(map(len, shard_bytes(corpus_dir / "static")))
+    assert Options("", "").resolved().dupe_factor == 10 and Options("", "", masking="none").resolved().dupe_factor == 1
+    from bert_pretrain.data.verify import verify_directory
+    assert all(report.ok for report in verify_directory(str(corpus_dir / "none"), workers=1, log=lambda _: None))
+    with pytest.raises(UsageError, match=r"^--overwrite: .*\(masking differ\)"):
+        create_pretraining_data(options(corpus_dir, "none", dupe_factor=1))
+    with pytest.raises(UsageError, match=r"^--masking: invalid value 'dynamic'; use static .* or none"):
+        create_pretraining_data(options(corpus_dir, "bad", masking="dynamic"))

@@ -8,6 +8,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from training_helpers import write_shards
@@ -38,27 +39,32 @@ def checkpoint_values(model_dir):
             if k.startswith(("model/", "optimizer/", "step"))}
 
 
-def test_kill_9_and_restart_equals_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("masking, steps, every", [("static", 100, 20), ("dynamic_whole_word", 40, 10)])
+def test_kill_9_and_restart_equals_uninterrupted_run(tmp_path, masking, steps, every):
+    """Dynamic masks too: a record's mask depends on its stream position only, so the resumed run
+    masks the records it reads as the uninterrupted run did."""
     data = str(tmp_path / "data")
     write_shards(data, files=2, records=48)
-    reference = subprocess.run(PYTHON + flags(data, tmp_path / "reference"), env=ENV, capture_output=True,
-                               text=True, timeout=300)
+    settings = dict(masking=masking, train_steps=steps, checkpoint_every=every)
+    kill_at = 2 * every   # a checkpoint before it is whole: the restart resumes
+    reference = subprocess.run(PYTHON + flags(data, tmp_path / "reference", **settings), env=ENV,
+                               capture_output=True, text=True, timeout=300)
     assert reference.returncode == 0, reference.stderr[-2000:]
     interrupted = tmp_path / "interrupted"
-    victim = subprocess.Popen(PYTHON + flags(data, interrupted), env=ENV, stdout=subprocess.PIPE,
+    victim = subprocess.Popen(PYTHON + flags(data, interrupted, **settings), env=ENV, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
-    wait_for(interrupted / "ckpt-40.index", victim)
+    wait_for(interrupted / f"ckpt-{kill_at}.index", victim)
     victim.kill()
     victim.communicate()
     assert victim.returncode == -signal.SIGKILL
-    assert not (interrupted / "ckpt-100.index").exists()   # really mid-way
-    resumed = subprocess.run(PYTHON + flags(data, interrupted), env=ENV, capture_output=True, text=True,
-                             timeout=300)
+    assert not (interrupted / f"ckpt-{steps}.index").exists()   # really mid-way
+    resumed = subprocess.run(PYTHON + flags(data, interrupted, **settings), env=ENV, capture_output=True,
+                             text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming from step" in resumed.stdout
     expected, got = checkpoint_values(tmp_path / "reference"), checkpoint_values(interrupted)
     assert len(expected) > 40 and expected.keys() == got.keys()
-    assert int(got["step/.ATTRIBUTES/VARIABLE_VALUE"]) == 100
+    assert int(got["step/.ATTRIBUTES/VARIABLE_VALUE"]) == steps
     for key in expected:
         np.testing.assert_array_equal(expected[key], got[key], err_msg=key)
 
