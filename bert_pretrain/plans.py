@@ -136,7 +136,7 @@ def _parse(raw: dict, path: str) -> Plan:
         from_preset(raw["model"], 1, raw.get("dropout", 0.1), num_layers=raw.get("num_layers") or None,
                     hidden_size=raw.get("hidden_size") or None, num_heads=raw.get("num_heads") or None)
     except UsageError as error:
-        raise UsageError("plan", f"{path}: {str(error).lstrip('-')}") from None
+        raise UsageError("plan", f"{path}: {error}") from None
     if raw.get("downstream", "") not in ("", "docstrings"):
         raise UsageError("plan", f"{path}: downstream = {raw['downstream']!r} is not a built-in task",
                          'use "docstrings" or leave it out')

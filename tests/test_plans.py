@@ -60,6 +60,14 @@ def test_plan_file_round_trip_and_defaults(tmp_path):
     (phase,) = plan.phases
     assert plan.name == "mine" and phase.decay_power == 1.0 and phase.clip_norm == 0.0
     assert isinstance(phase.learning_rate, float)
+    assert plan.dropout == 0.1   # BERT's
+
+
+def test_a_plans_dropout_reaches_the_model(tmp_path):
+    from bert_pretrain import phases   # pylint: disable=import-outside-toplevel
+
+    plan = plans.load_plan(write(tmp_path, PLAN.replace('model = "tiny"', 'model = "tiny"\ndropout = 0')))
+    assert plan.dropout == 0.0 and phases._model_config(plan, 100).dropout == 0.0
 
 
 @pytest.mark.parametrize("edit,message", [
@@ -72,6 +80,9 @@ def test_plan_file_round_trip_and_defaults(tmp_path):
     (lambda t: t.replace('name = "mine"', 'name = "mine"\ncolour = "red"'), "unknown field.*colour"),
     (lambda t: t + t[t.index("[[phases]]"):], "phase names repeat"),
     (lambda t: t.replace("= 1e-3", "= [1"), "TOML"),
+    (lambda t: t.replace('model = "tiny"', 'model = "tiny"\ndropout = 1.0'), r"dropout: 1.0 is not in \[0, 1\)"),
+    (lambda t: t.replace('model = "tiny"', 'model = "tiny"\nhidden_size = 30\nnum_heads = 4'),
+     "hidden_size: 30 is not a multiple of --num_heads=4"),
 ])
 def test_a_wrong_plan_is_one_clear_error(tmp_path, edit, message):
     with pytest.raises(UsageError, match=message) as error:

@@ -30,6 +30,7 @@ global_batch_size = 8
 train_steps = 4
 learning_rate = 1e-2
 warmup_steps = 2
+eval_data = "seq16"
 {extra}
 """
 PHASE_TWO = """
@@ -90,6 +91,27 @@ def test_phases_chain_and_restart_at_the_boundary(tmp_path, data_dir):
     assert final.keys() == again.keys() and final
     for name in final:
         np.testing.assert_array_equal(final[name], again[name], err_msg=name)
+
+
+def test_the_final_model_is_scored_on_phase_ones_held_out_records(tmp_path, data_dir):
+    """Whether phase 2 undid phase 1 shows only if the final model meets phase 1's records."""
+    model_dir = tmp_path / "model"
+    results = run(tmp_path, data_dir, model_dir)
+    two = plan(tmp_path)
+    spec = phases._data(data_dir, "seq16", two.phases[0])
+    scorer = phases.Trainer(phases._model_config(two, spec.vocab_size),
+                            phases.TrainConfig(train_steps=1, global_batch_size=8, learning_rate=1e-3,
+                                               warmup_steps=0, **TRAINING),
+                            tf.distribute.get_strategy(), str(tmp_path / "scorer"))
+    scores = {}
+    for name in ("phase1", "phase2"):
+        tf.train.Checkpoint(model=scorer.model).read(tf.train.latest_checkpoint(str(model_dir / name))).expect_partial()
+        scores[name] = scorer.evaluate(spec, log=lambda line: None)
+    assert results[0]["eval_mlm_loss"] == pytest.approx(scores["phase1"]["mlm_loss"], rel=1e-5)
+    assert scores["phase1"]["mlm_loss"] != pytest.approx(scores["phase2"]["mlm_loss"], rel=1e-5)
+    for metric in ("mlm_loss", "mlm_accuracy", "nsp_loss", "nsp_accuracy"):
+        assert results[1][f"eval_phase1_{metric}"] == pytest.approx(scores["phase2"][metric], rel=1e-5)
+    assert "eval_phase2_mlm_loss" not in results[1]   # phase 2 itself has no held-out data here
 
 
 @pytest.mark.parametrize("carry", [False, True])
