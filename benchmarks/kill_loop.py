@@ -3,6 +3,7 @@ weights and optimizer slots of an uninterrupted run, bit for bit.
 
     python benchmarks/kill_loop.py                  # ~15 minutes on 2 cores
     python benchmarks/kill_loop.py --random_kills=20 --seed=1
+    python benchmarks/kill_loop.py --masking=dynamic_whole_word   # masks made in the input pipeline
 
 `bert-pretrain train` (a 2-layer model on the built-in corpus, evaluated every 20 steps,
 checkpointed every 10) is killed with SIGKILL
@@ -13,6 +14,9 @@ and sent SIGTERM while a checkpoint is being written (it must exit cleanly, stat
 `bert-pretrain run` on a two-phase plan is killed during phase 2's first steps. Each victim is
 restarted with the same command until it finishes; the final checkpoints are compared with an
 uninterrupted run's. Prints one line per kill and the verdict; exit status 1 on any difference.
+With --masking=dynamic or dynamic_whole_word both commands mask as they read (the train run reads
+unmasked records made with `--masking=none`, the plan's phases re-mask their static records), so
+the masks must be reproduced too.
 """
 
 import os
@@ -31,6 +35,7 @@ from absl import app, flags
 flags.DEFINE_integer("random_kills", 6, "Kills at random moments of the train run.")
 flags.DEFINE_integer("seed", 0, "Seed of the random moments.")
 flags.DEFINE_string("work_dir", "", "Where data and runs go (default: a temporary directory).")
+flags.DEFINE_enum("masking", "static", ["static", "dynamic", "dynamic_whole_word"], "The runs' --masking.")
 FLAGS = flags.FLAGS
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
@@ -77,16 +82,19 @@ def command(*args):
     return [sys.executable, "-m", *args]
 
 
-def make_data(work: str) -> tuple[str, str]:
-    """Training and held-out TFRecords from two disjoint parts of the built-in corpus."""
+def make_data(work: str, masking: str) -> tuple[str, str]:
+    """Training and held-out TFRecords from two disjoint parts of the built-in corpus; with dynamic
+    masking the training records are unmasked."""
     made = []
-    for name, corpus in (("train", "builtin:python-docstrings"), ("eval", "builtin:python-topics")):
+    train = "train" if masking == "static" else "train-unmasked"
+    for name, corpus in ((train, "builtin:python-docstrings"), ("eval", "builtin:python-topics")):
         out = os.path.join(work, name)
         if not os.path.exists(os.path.join(out, "metadata.json")):
-            vocab = [] if name == "train" else [f"--vocab_file={work}/train/vocab.txt"]
+            vocab = [] if name == train else [f"--vocab_file={work}/{train}/vocab.txt"]
+            kind = [] if name != train or masking == "static" else ["--masking=none"]
             subprocess.run(command("bert_pretrain.data.cli", f"--input={corpus}", f"--output_dir={out}",
                                    "--vocab_size=4000", "--max_seq_length=64", "--max_predictions_per_seq=10",
-                                   "--dupe_factor=1", "--num_shards=4", *vocab),
+                                   "--dupe_factor=1", "--num_shards=4", *vocab, *kind),
                            env=ENV, check=True, capture_output=True)
         made.append(out)
     return made[0], made[1]
@@ -180,9 +188,9 @@ def main(argv):
     del argv
     rng = random.Random(FLAGS.seed)
     work = FLAGS.work_dir or tempfile.mkdtemp(prefix="kill_loop_")
-    train_dir, eval_dir = make_data(work)
+    train_dir, eval_dir = make_data(work, FLAGS.masking)
     train = command("bert_pretrain.cli", "train", f"--train_files={train_dir}/*.tfrecord",
-                    f"--eval_files={eval_dir}/*.tfrecord", *TRAIN)
+                    f"--eval_files={eval_dir}/*.tfrecord", *TRAIN, f"--masking={FLAGS.masking}")
     reference, victim_dir = os.path.join(work, "reference"), os.path.join(work, "victim")
     for name in ("reference", "victim", "run_reference", "run_victim"):   # runs of an earlier call
         shutil.rmtree(os.path.join(work, name), ignore_errors=True)
@@ -235,7 +243,7 @@ def main(argv):
     with open(plan, "w") as handle:
         handle.write(PLAN)
     run = command("bert_pretrain.cli", "run", f"--plan={plan}", "--corpus=builtin:python-docstrings",
-                  f"--data_dir={work}/plan_data", "--data_vocab_size=4000")
+                  f"--data_dir={work}/plan_data", "--data_vocab_size=4000", f"--masking={FLAGS.masking}")
     run_to_end(run + [f"--model_dir={work}/run_reference"])
     victim = Victim(run + [f"--model_dir={work}/run_victim"])
     phase2 = os.path.join(work, "run_victim", "phase2")

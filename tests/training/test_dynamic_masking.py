@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from bert_pretrain import datasets
+from bert_pretrain import config, datasets, job, plans
 from bert_pretrain.errors import UsageError
 from bert_pretrain.masking import dynamic
-from training_helpers import PRED, SEQ, write_shards
+from training_helpers import PRED, SEQ, VOCAB, write_shards
 
 V, CLS, SEP, MASK = 1000, 2, 3, 4
 CONTINUATION = np.arange(V) >= 500            # ids 500 and up are `##` pieces
@@ -209,9 +209,12 @@ def test_pipeline_re_masks_static_records_and_resumes_exactly(shards):
 
 def test_masking_errors_are_one_line_naming_the_flag(tmp_path, shards):
     unmasked = datasets.DataSpec(shards.files, SEQ, PRED, masking="none")
+    model = config.ModelConfig(VOCAB, 1, 32, 2)
+    training = config.TrainConfig(10, 8, 1e-3, 1)
     with pytest.raises(UsageError, match=r"^--masking: static masking reads .* unmasked records .*; "
                                          r"pass --masking=dynamic or --masking=dynamic_whole_word$"):
-        datasets.check_masking(unmasked, "static", "train_files")
+        job.build_trainer(job.Job(model, training, str(tmp_path / "model"), unmasked), None)
+    assert not (tmp_path / "model").exists()                  # refused before anything is built
     with pytest.raises(UsageError, match=r"^--eval_files: .* unmasked records .*; make the held-out data with"):
         datasets.check_masking(unmasked, "dynamic", "eval_files", held_out=True)
     datasets.check_masking(unmasked, "dynamic", "train_files")
@@ -221,3 +224,12 @@ def test_masking_errors_are_one_line_naming_the_flag(tmp_path, shards):
     with pytest.raises(UsageError, match=r"^--masking: dynamic masking needs the data's vocab and .*vocab.txt "
                                          r"does not exist; put the vocab"):
         datasets.check_masking(spec, "dynamic_whole_word", "train_files")
+
+
+def test_a_plan_sets_masking_for_its_phases(tmp_path):
+    path = tmp_path / "plan.toml"
+    path.write_text('name = "p"\nmodel = "tiny"\n[[phases]]\nname = "one"\ndata = "d"\nmax_seq_length = 16\n'
+                    'max_predictions_per_seq = 4\nglobal_batch_size = 8\ntrain_steps = 4\nlearning_rate = 1e-3\n'
+                    'warmup_steps = 1\n[engine]\nmasking = "dynamic_whole_word"\n')
+    engine = plans.load_plan(str(path)).engine
+    assert config.TrainConfig(4, 8, 1e-3, 1, **engine).masking == "dynamic_whole_word"
