@@ -75,6 +75,8 @@ def plot_scores(scores: dict, title: str, path: str, chance: float | None = None
         if any(len(r) > 1 for r in runs):
             for position, r in zip(x, runs):
                 axis.plot([position] * len(r), r, "o", color="black", markersize=4)
+    tallest = max(max(v) if isinstance(v, list) else v for by_metric in scores.values() for v in by_metric.values())
+    axis.set_ylim(0, tallest * 1.2)   # room for the labels above the bars
     if chance is not None:
         axis.axhline(chance, color="grey", linestyle="--", linewidth=0.8, label=f"chance ({chance:.1f})")
     axis.set_xticks([i + width * (len(names) - 1) / 2 for i in range(len(metrics))], metrics)
