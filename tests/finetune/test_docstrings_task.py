@@ -39,3 +39,20 @@ def test_held_out_texts_come_only_from_held_out_modules():
         assert text in held_out_texts and text not in training_module_texts
     for text, _ in docstrings.examples("train"):
         assert text in training_module_texts
+
+
+def test_the_chance_line_is_the_commonest_package_of_the_split():
+    for split in ("train", "eval"):
+        labels = [label for _, label in docstrings.examples(split)]
+        commonest = max(labels.count(package) for package in docstrings.PACKAGES)
+        assert docstrings.commonest_share(split) == 100.0 * commonest / len(labels)
+    assert 100 / len(docstrings.PACKAGES) <= docstrings.commonest_share() < 100   # at least a uniform guess
+
+
+def test_score_bars_take_one_value_or_one_per_seed(tmp_path):
+    from bert_pretrain import plot   # pylint: disable=import-outside-toplevel
+
+    for scores in ({"pretrained": {"accuracy": 61.0}, "random": {"accuracy": 42.1}},
+                   {"pretrained": {"accuracy": [61.0, 59.0]}, "random": {"accuracy": [42.1, 30.3]}}):
+        path = plot.plot_scores(scores, "title", str(tmp_path / "scores.png"), chance=13.8)
+        assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
