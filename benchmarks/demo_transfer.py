@@ -22,6 +22,7 @@ flags.DEFINE_list("seeds", ["12345", "1", "2"], "Fine-tuning seeds.")
 flags.DEFINE_string("out", os.path.join(os.path.dirname(__file__), "results", "demo_transfer"),
                     "Output path without extension (.md and .png are written).")
 flags.DEFINE_string("work_dir", "", "Fine-tuning runs (default: a temporary directory).")
+flags.DEFINE_string("model_commit", "", "The commit the model was pretrained at, for the write-up.")
 FLAGS = flags.FLAGS
 
 
@@ -49,7 +50,9 @@ def main(argv):
     summary = {name: (sum(v) / len(v), min(v), max(v)) for name, v in columns.items()}
     lines = [f"# Docstring task: the demo's encoder against a random one ({len(seeds)} seeds)", "",
              f"`python benchmarks/demo_transfer.py {argv[1]} --seeds={','.join(map(str, seeds))}`, "
-             f"commit {commit}, {datetime.date.today()}; model: `{argv[1]}`; held-out accuracy (%), "
+             f"commit {commit}, {datetime.date.today()}; model: `{argv[1]}`"
+             + (f", pretrained at commit {FLAGS.model_commit}" if FLAGS.model_commit else "")
+             + "; held-out accuracy (%), "
              f"{len(docstrings.examples('eval'))} examples, guessing the commonest package "
              f"{docstrings.commonest_share():.1f}%.", "",
              "| seed | pretrained | random | difference |", "|---|---|---|---|"]
