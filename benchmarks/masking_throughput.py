@@ -7,8 +7,8 @@ against the records' own masks (static): one model, one batch, one process.
 One Trainer (so one compiled step) is fed by one stream per masking, all over the same static records
 (dynamic masking re-masks them from masked_lm_ids); rounds of `--steps_per_round` steps alternate
 between the streams so that a change in machine load hits all of them, and the median of the
-per-round ratios to static is reported. The input pipelines alone (records/s, no training) are
-timed the same way.
+per-round ratios to static is reported. The input pipelines alone (no training) are timed the
+same way over rounds of `--pipeline_batches` batches, long enough to drain the prefetch buffers.
 """
 
 import os
@@ -28,6 +28,7 @@ flags.DEFINE_integer("num_heads", 2, "Attention heads (the demo: 2).")
 flags.DEFINE_integer("global_batch_size", 64, "Sequences per step (the demo: 64).")
 flags.DEFINE_integer("steps_per_round", 10, "Steps per host call and per timed round.")
 flags.DEFINE_integer("rounds", 8, "Timed rounds per masking, alternating.")
+flags.DEFINE_integer("pipeline_batches", 200, "Batches per timed round of an input pipeline alone.")
 flags.DEFINE_list("maskings", ["static", "dynamic", "dynamic_whole_word"], "Streams to compare; the first is the base.")
 FLAGS = flags.FLAGS
 
@@ -65,9 +66,11 @@ def main(argv):
             return iter(datasets.train_dataset_fn(spec, FLAGS.global_batch_size, 1, masking=masking)(
                 tf.distribute.InputContext()))
 
-        for label, make, run in (
-                ("input pipeline alone", pipeline, lambda it: [next(it) for _ in range(FLAGS.steps_per_round)]),
-                ("training", stream, lambda it: trainer.run_steps(it, tf.constant(FLAGS.steps_per_round)))):
+        for label, make, run, batches in (
+                ("input pipeline alone", pipeline, lambda it: [next(it) for _ in range(FLAGS.pipeline_batches)],
+                 FLAGS.pipeline_batches),
+                ("training", stream, lambda it: trainer.run_steps(it, tf.constant(FLAGS.steps_per_round)),
+                 FLAGS.steps_per_round)):
             iterators = {m: make(m) for m in FLAGS.maskings}
             for it in iterators.values():      # warm-up round: tracing, first batches
                 run(it)
@@ -80,7 +83,7 @@ def main(argv):
                         float(result["steps"])    # wait for the device
                     seconds[masking].append(time.perf_counter() - started)
             base = FLAGS.maskings[0]
-            sequences = FLAGS.steps_per_round * FLAGS.global_batch_size
+            sequences = batches * FLAGS.global_batch_size
             for masking in FLAGS.maskings:
                 ratio = statistics.median(b / s for b, s in zip(seconds[base], seconds[masking]))
                 print(f"{label}, --masking={masking}: {sequences / statistics.median(seconds[masking]):,.0f} "

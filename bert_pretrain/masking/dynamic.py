@@ -68,14 +68,14 @@ class Masker:
         units = self._words(tokens) if self.whole_word else tf.RaggedTensor.from_tensor(tokens[None])
         masked, positions, labels = tf_text.mask_language_model(units, selector, chooser, axis=1)
         chosen = tf.shape(positions.values)[0]
-        padding = [[0, self.max_predictions_per_seq - chosen]]
-        preds = self.max_predictions_per_seq
-        out = dict(features)
-        out["input_ids"] = tf.ensure_shape(tf.concat([masked.values, ids[length:]], 0), [seq])
-        out["masked_lm_positions"] = tf.ensure_shape(tf.pad(tf.cast(positions.values, tf.int32), padding), [preds])
-        out["masked_lm_ids"] = tf.ensure_shape(tf.pad(labels.values, padding), [preds])
-        out["masked_lm_weights"] = tf.ensure_shape(tf.pad(tf.ones([chosen], tf.float32), padding), [preds])
-        return out
+
+        def padded(values):   # to max_predictions_per_seq, with zeros as the static records are
+            return tf.ensure_shape(tf.pad(values, [[0, self.max_predictions_per_seq - chosen]]),
+                                   [self.max_predictions_per_seq])
+
+        return dict(features, input_ids=tf.ensure_shape(tf.concat([masked.values, ids[length:]], 0), [seq]),
+                    masked_lm_positions=padded(tf.cast(positions.values, tf.int32)),
+                    masked_lm_ids=padded(labels.values), masked_lm_weights=padded(tf.ones([chosen], tf.float32)))
 
     def _words(self, tokens: tf.Tensor) -> tf.RaggedTensor:
         """[1, (words), (pieces)]: a `##` piece joins the word before it, unless that is [CLS] or [SEP]."""
