@@ -57,8 +57,8 @@ def from_preset(preset: str, vocab_size: int, dropout: float = 0.1, **overrides)
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 OPTIMIZERS = ("lamb", "adamw", "lars")
 XLA_CHOICES = ("auto", "on", "off")
-DECAY_FROM = ("warmup_end", "step_0")
-MASKINGS = ("static", "dynamic", "dynamic_whole_word")   # the records' masks, or new ones each read   # lamb_tf.schedules.DECAY_FROM, without importing TensorFlow
+DECAY_FROM = ("warmup_end", "step_0")   # lamb_tf.schedules.DECAY_FROM, without importing TensorFlow
+MASKINGS = ("static", "dynamic", "dynamic_whole_word")   # the records' masks, or new ones each read
 
 
 @dataclasses.dataclass(frozen=True)
