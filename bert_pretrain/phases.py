@@ -87,7 +87,7 @@ def run_plan(plan: plans.Plan, data_dir: str, model_dir: str, strategy, micro_ba
             train_steps=phase.train_steps, global_batch_size=phase.global_batch_size,
             learning_rate=phase.learning_rate, warmup_steps=phase.warmup_steps,
             decay_power=phase.decay_power, decay_from=phase.decay_from, clip_norm=phase.clip_norm,
-            accumulation_steps=fit.accumulation_steps, **{**(plan.engine or {}), **(training or {})})
+            accumulation_steps=fit.accumulation_steps, **phase_training(plan, phase, training))
         trainer = job_lib.build_trainer(job_lib.Job(model_config, train_config, directory, train_spec,
                                                     eval_spec, "data_dir", "data_dir"), strategy)
         if previous and not trainer.manager.latest_checkpoint:
@@ -102,6 +102,13 @@ def run_plan(plan: plans.Plan, data_dir: str, model_dir: str, strategy, micro_ba
         results.append(result)
         previous = trainer.manager.latest_checkpoint
     return results
+
+
+def phase_training(plan: plans.Plan, phase: plans.Phase, training: dict | None) -> dict:
+    """A phase's loop settings: the plan's [engine] table, then what the phase sets itself
+    (masking), then the flags a run was given, each over the one before."""
+    own = {"masking": phase.masking} if phase.masking else {}
+    return {**(plan.engine or {}), **own, **(training or {})}
 
 
 def _final_on_earlier_phases(trainer: Trainer, plan: plans.Plan, data_dir: str, log) -> dict:

@@ -10,7 +10,7 @@ import dataclasses
 import os
 import tomllib
 
-from bert_pretrain.config import DECAY_FROM, MAX_POSITION, PRESETS, TrainConfig, from_preset
+from bert_pretrain.config import DECAY_FROM, MASKINGS, MAX_POSITION, PRESETS, TrainConfig, from_preset
 from bert_pretrain.errors import UsageError
 from lamb_tf.schedules import sqrt_scaled_learning_rate
 
@@ -31,6 +31,7 @@ class Phase:
     decay_from: str = "warmup_end" # "step_0": decay over all steps, warmup replacing the first ones
     clip_norm: float = 0.0         # global gradient norm; 0 = no clipping
     eval_data: str = ""            # held-out TFRecords relative to --data_dir; "" = no evaluation
+    masking: str = ""              # static / dynamic / dynamic_whole_word; "" = the [engine] table's
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,6 +168,7 @@ def _check_phase(phase: Phase, where: str) -> None:
         (phase.decay_power, phase.decay_power > 0, "decay_power must be > 0"),
         (phase.decay_from, phase.decay_from in DECAY_FROM, f"decay_from must be one of {', '.join(DECAY_FROM)}"),
         (phase.clip_norm, phase.clip_norm >= 0, "clip_norm must be >= 0"),
+        (phase.masking, phase.masking in ("",) + MASKINGS, f"masking must be one of {', '.join(MASKINGS)}"),
     ]
     for value, ok, rule in checks:
         if not ok:

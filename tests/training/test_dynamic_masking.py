@@ -233,3 +233,20 @@ def test_a_plan_sets_masking_for_its_phases(tmp_path):
                     'warmup_steps = 1\n[engine]\nmasking = "dynamic_whole_word"\n')
     engine = plans.load_plan(str(path)).engine
     assert config.TrainConfig(4, 8, 1e-3, 1, **engine).masking == "dynamic_whole_word"
+
+
+def test_a_phase_sets_its_own_masking_over_the_engine_and_under_the_flag(tmp_path):
+    from bert_pretrain import phases   # pylint: disable=import-outside-toplevel
+
+    phase = ('[[phases]]\nname = "{name}"\ndata = "d"\nmax_seq_length = 16\nmax_predictions_per_seq = 4\n'
+             'global_batch_size = 8\ntrain_steps = 4\nlearning_rate = 1e-3\nwarmup_steps = 1\n{extra}')
+    path = tmp_path / "plan.toml"
+    path.write_text('name = "p"\nmodel = "tiny"\n' + phase.format(name="one", extra="")
+                    + phase.format(name="two", extra='masking = "dynamic"\n') + '[engine]\nmasking = "static"\n')
+    plan = plans.load_plan(str(path))
+    assert [phases.phase_training(plan, p, {})["masking"] for p in plan.phases] == ["static", "dynamic"]
+    flagged = {"masking": "dynamic_whole_word"}   # an explicit flag is for every phase
+    assert [phases.phase_training(plan, p, flagged)["masking"] for p in plan.phases] == ["dynamic_whole_word"] * 2
+    path.write_text(path.read_text().replace('masking = "dynamic"', 'masking = "random"'))
+    with pytest.raises(UsageError, match=r"^--plan: .*phase 2 \(two\).*masking must be one of static"):
+        plans.load_plan(str(path))
