@@ -96,7 +96,7 @@ def main(argv):
 
     from bert_pretrain import run as run_lib
     from bert_pretrain import strategy as strategy_lib
-    from bert_pretrain.finetune import encoder, loop, recipes, tasks
+    from bert_pretrain.finetune import encoder, recipes, tasks
 
     imported = time.perf_counter()
     data_dir = FLAGS.data_dir or os.path.join(work_dir, "data")
@@ -132,9 +132,7 @@ def main(argv):
     scores = {"pretrained": [], "random": []}
     started = time.perf_counter()
     for seed in map(int, FLAGS.seeds):
-        config = loop.FinetuneConfig(epochs=settings["epochs"], batch_size=settings["batch_size"],
-                                     learning_rate=settings["learning_rate"],
-                                     warmup_proportion=settings["warmup_proportion"], seed=seed)
+        config = tasks.recipe_config("docstrings", seed)
         for name, source in (("pretrained", pretrained), ("random", dataclasses.replace(pretrained, checkpoint=None))):
             options = tasks.FinetuneOptions(
                 task="classification", output_dir=os.path.join(work_dir, f"task-{name}-{seed}"),

@@ -104,14 +104,20 @@ def finetune(options: FinetuneOptions, strategy, log=print) -> dict:
     return results
 
 
+def recipe_config(task: str, seed: int = 12345) -> loop.FinetuneConfig:
+    """The task's recipe as it stands, with no flag over it."""
+    settings = recipe(task)
+    return loop.FinetuneConfig(epochs=settings["epochs"], batch_size=settings["batch_size"],
+                               learning_rate=settings["learning_rate"],
+                               warmup_proportion=settings["warmup_proportion"], seed=seed)
+
+
 def pretrained_against_random(task: str, init_from: str, output_dir: str, strategy, log=print,
                               seed: int = 12345) -> dict:
     """The task's recipe run twice with the same budget and seed: on the encoder pretrained in
     `init_from`, and on the same architecture randomly initialised. {"pretrained"|"random": scores}."""
     settings = recipe(task)
-    config = loop.FinetuneConfig(epochs=settings["epochs"], batch_size=settings["batch_size"],
-                                 learning_rate=settings["learning_rate"],
-                                 warmup_proportion=settings["warmup_proportion"], seed=seed)
+    config = recipe_config(task, seed)
     pretrained = encoder.from_directory(init_from, dropout=0.1)
     scores = {}
     for name, source in (("pretrained", pretrained), ("random", dataclasses.replace(pretrained, checkpoint=None))):
