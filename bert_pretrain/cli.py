@@ -89,6 +89,9 @@ flags.DEFINE_float("max_bad_record_fraction", 0.01, "Damaged data files are read
                    "stop when the records skipped so exceed this share of the data.")
 flags.DEFINE_integer("seed", 12345, "Initialisation, data order and dropout.")
 flags.DEFINE_float("peak_tflops", 0.0, "Peak TFLOP/s of one replica, for the MFU estimate.")
+flags.DEFINE_bool("noise_scale", True, "Log the gradient noise scale B_simple (docs/noise_scale.md), from the "
+                  "micro-batch and replica gradients a step already has; measured only when a step has more "
+                  "than one (--accumulation_steps > 1 or several replicas).")
 flags.DEFINE_string("export_dir", "", "Write the encoder here at the end: Model Garden checkpoint, SavedModel, "
                     "TF Hub encoder and preprocessing models, config and vocab (a finetune --init_from).")
 # ----- devices -----
@@ -104,7 +107,7 @@ DEVICE_FLAGS = ["strategy", "tpu", "tpu_zone", "tpu_project", "cpu_devices"]
 # Settings of the training loop a run passes on to every phase when given explicitly.
 RUN_TRAINING_FLAGS = ["steps_per_loop", "precision", "seed", "checkpoint_every", "keep_checkpoints",
                       "eval_every", "max_consecutive_skips", "max_bad_record_fraction", "weight_decay",
-                      "peak_tflops", "masking"]
+                      "peak_tflops", "masking", "noise_scale"]
 HELP_GROUPS = {
     "run": [("plan and data", ["plan", "data_dir", "model_dir", "corpus", "eval_corpus",
                                "data_vocab_size"]),
@@ -120,7 +123,8 @@ HELP_GROUPS = {
                                           "weight_decay", "clip_norm", "precision"]),
               ("loop, checkpoints, output", ["steps_per_loop", "xla", "checkpoint_every",
                                              "keep_checkpoints", "eval_every", "max_consecutive_skips",
-                                             "max_bad_record_fraction", "seed", "peak_tflops", "export_dir"]),
+                                             "max_bad_record_fraction", "seed", "peak_tflops", "noise_scale",
+                                             "export_dir"]),
               ("devices", DEVICE_FLAGS),
               ("console", ["verbose"])],
 }
@@ -170,7 +174,8 @@ def train_config_from_flags():
         max_consecutive_skips=FLAGS.max_consecutive_skips,
         max_bad_record_fraction=FLAGS.max_bad_record_fraction, checkpoint_every=FLAGS.checkpoint_every,
         keep_checkpoints=FLAGS.keep_checkpoints, eval_every=FLAGS.eval_every, seed=FLAGS.seed,
-        peak_tflops=FLAGS.peak_tflops, optimizer=FLAGS.optimizer, xla=FLAGS.xla, masking=FLAGS.masking)
+        peak_tflops=FLAGS.peak_tflops, optimizer=FLAGS.optimizer, xla=FLAGS.xla, masking=FLAGS.masking,
+        noise_scale=FLAGS.noise_scale)
 
 
 def build_trainer():

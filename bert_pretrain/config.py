@@ -87,6 +87,7 @@ class TrainConfig:
     optimizer: str = "lamb"          # "adamw" and "lars" are for comparisons (benchmarks/large_batch_study.py)
     xla: str = "auto"                # auto: XLA on GPU (and TPU, always); on CPU only the update
     masking: str = "static"          # or dynamic / dynamic_whole_word: masked in the input pipeline
+    noise_scale: bool = True         # B_simple from the micro-batch gradients, when a step has several
 
     def check(self, replicas: int) -> None:
         """Every problem as one line naming the flag, before any compute."""

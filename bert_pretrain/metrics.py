@@ -84,6 +84,8 @@ def progress_line(step: int, total: int, m: dict) -> str:
         parts.append(f"mlm {m['mlm_loss']:.4f} acc {m['mlm_accuracy']:.3f} | "
                      f"nsp {m['nsp_loss']:.4f} acc {m['nsp_accuracy']:.3f}")
     parts.append(f"lr {m['learning_rate']:.3g} | gnorm {m.get('grad_norm', float('nan')):.3g}")
+    if "b_simple" in m:
+        parts.append(f"B_simple {m['b_simple']:.4g}")
     if m.get("skipped_steps"):
         parts.append(f"skipped {m['skipped_steps']}")
     if "sequences_per_second" in m:

@@ -16,6 +16,7 @@ from bert_pretrain import atomic, plans
 from bert_pretrain import config as config_lib
 from bert_pretrain import job as job_lib
 from bert_pretrain.config import TrainConfig
+from bert_pretrain.batch_size import noise_scale
 from bert_pretrain.errors import UsageError
 from bert_pretrain.trainer import Trainer
 from lamb_tf.tf_keras import WarmupPolynomialDecay
@@ -96,6 +97,8 @@ def run_plan(plan: plans.Plan, data_dir: str, model_dir: str, strategy, micro_ba
         result = trainer.train(train_spec, eval_spec, log=log)
         if int(trainer.step.numpy()) < phase.train_steps:
             return results   # preempted: the checkpoint is saved, a restart resumes here
+        if "b_simple" in result:
+            log(f"{phase.name}: {noise_scale.reading(phase.global_batch_size, result['b_simple'])}")
         if fit is fitted[-1]:
             result |= _final_on_earlier_phases(trainer, plan, data_dir, log)
         _mark_done(directory, result)

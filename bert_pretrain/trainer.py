@@ -4,8 +4,9 @@ One host call (`run_steps`) runs up to `steps_per_loop` steps inside one tf.func
 top to bottom in `run_steps`: each replica sums the gradients of its micro-batches, the sums are
 all-reduced across replicas, the result is checked for NaN/Inf, applied only if finite, and the
 counters advance. The loss is divided by global totals, so the summed gradient is that of one
-batch of the global batch size. `train` is the host side: resume, the loop, logs, evaluation,
-checkpoints and preemption.
+batch of the global batch size. The micro-batch gradients' norms and the global one also give the
+gradient noise scale (`batch_size.noise_scale`) at no extra pass. `train` is the host side: resume,
+the loop, logs, evaluation, checkpoints and preemption.
 """
 
 import json
@@ -18,6 +19,7 @@ import tf_keras
 
 from bert_pretrain import atomic, checkpoints, data_faults, datasets, metrics
 from bert_pretrain import model as model_lib
+from bert_pretrain.batch_size import noise_scale
 from bert_pretrain.config import ModelConfig, TrainConfig
 from bert_pretrain.errors import UsageError
 from lamb_tf import BERT_EXCLUSIONS
@@ -90,6 +92,9 @@ class Trainer:
         # Dropout from tf.random.Generator: XLA ignores the seeds of tf.random.uniform, generators it honours.
         tf_keras.backend.experimental.enable_tf_random_generator()
         self.micro_batch = config.global_batch_size // strategy.num_replicas_in_sync // config.accumulation_steps
+        micro_batches = strategy.num_replicas_in_sync * config.accumulation_steps
+        self.noise_off_reason = noise_scale.off_reason(config.noise_scale, micro_batches)
+        self.measure_noise = not self.noise_off_reason
         with strategy.scope():
             self.model = model_lib.build_pretrainer(model_config)
             self.variables = _trained_variables(self.model, strategy)
@@ -100,10 +105,11 @@ class Trainer:
             counter = lambda: tf.Variable(0, dtype=tf.int64, trainable=False)  # noqa: E731
             self.step, self.skipped, self.skipped_in_a_row = counter(), counter(), counter()
             self.loss_scale = DynamicLossScale(config.precision == "mixed_float16")
+            self.noise = noise_scale.NoiseScale()
         self.checkpoint = tf.train.Checkpoint(
             model=self.model, optimizer=self.optimizer, step=self.step, skipped=self.skipped,
             skipped_in_a_row=self.skipped_in_a_row, good_in_a_row=self.loss_scale.good_steps,
-            loss_scale=self.loss_scale.scale)
+            loss_scale=self.loss_scale.scale, noise_scale=self.noise)
         self.manager = checkpoints.manager(self.checkpoint, self.write_dir, config.keep_checkpoints)
         self._generators = [layer._random_generator._generator for layer in self.model.submodules
                             if getattr(getattr(layer, "_random_generator", None), "_generator", None)]
@@ -141,9 +147,10 @@ class Trainer:
         first = lambda x: self.strategy.experimental_local_results(x)[0]  # noqa: E731
         totals = {k: tf.constant(0.0) for k in STAT_KEYS}
         for _ in tf.range(num_steps):
-            # 1-2. Accumulate and all-reduce: every replica ends with the global batch's gradient.
-            grads, sums, grad_norm, finite = self.strategy.run(self._replica_gradients,
-                                                                args=(next(iterator),))
+            # 1-2. Accumulate and all-reduce: every replica ends with the global batch's gradient
+            # (and Σ of its micro-batch gradients' squared norms).
+            grads, sums, grad_norm, finite, micro_sq = self.strategy.run(self._replica_gradients,
+                                                                          args=(next(iterator),))
             # 3. Finite check: the same on every replica after the all-reduce; one decides for all.
             finite = first(finite)
             # 4. Apply only a finite gradient: a NaN/Inf step is skipped, not taken.
@@ -153,6 +160,10 @@ class Trainer:
             self.skipped.assign_add(tf.cast(~finite, tf.int64))
             self.skipped_in_a_row.assign(tf.where(finite, tf.constant(0, tf.int64), self.skipped_in_a_row + 1))
             self.loss_scale.update(finite)
+            if self.measure_noise:   # the gradient noise scale's averages, from this step's norms
+                self.noise.update(*noise_scale.estimates(
+                    first(micro_sq), tf.square(first(grad_norm)),
+                    self.strategy.num_replicas_in_sync * self.config.accumulation_steps, self.micro_batch), finite)
             # Statistics of the steps applied, for the host's log line.
             kept = tf.cast(finite, tf.float32)
             step_stats = {k: first(sums[k]) for k in model_lib.SUM_KEYS} | {
@@ -164,21 +175,27 @@ class Trainer:
 
     def _replica_gradients(self, batch: dict):
         """Replica context: the per-replica batch as micro-batches, their gradients summed here and
-        then across replicas; returns (gradients, metric sums, global norm, all finite)."""
+        then across replicas; returns (gradients, metric sums, global norm, all finite, Σ over all
+        micro-batches of their gradients' squared norms (0 when the noise scale is off))."""
         context = tf.distribute.get_replica_context()
         micro_batches = {k: tf.reshape(v, [self.config.accumulation_steps, self.micro_batch] + v.shape[1:].as_list())
                          for k, v in batch.items()}
         weight_total = context.all_reduce("sum", tf.reduce_sum(batch["masked_lm_weights"]))
-        grads, sums = self._accumulate(micro_batches, weight_total,
-                                       tf.constant(float(self.config.global_batch_size)))
-        grads, sums = context.all_reduce("sum", (grads, sums))
+        grads, sums, micro_sq = self._accumulate(micro_batches, weight_total,
+                                                 tf.constant(float(self.config.global_batch_size)))
+        if self.measure_noise:
+            grads, sums, micro_sq = context.all_reduce("sum", (grads, sums, micro_sq))
+        else:
+            grads, sums = context.all_reduce("sum", (grads, sums))
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
-        return grads, sums, tf.linalg.global_norm(grads), finite
+        return grads, sums, tf.linalg.global_norm(grads), finite, micro_sq
 
     def _accumulate(self, micro_batches: dict, weight_total, examples_total):
-        """Σ over micro-batches of d(loss × loss scale)/dw, unscaled; plus the metric sums."""
+        """Σ over micro-batches of d(loss × loss scale)/dw, unscaled; plus the metric sums and, for
+        the noise scale, Σ of each micro-batch gradient's squared norm (unscaled, before clipping)."""
         grads = [tf.zeros_like(v) for v in self.variables]
         sums = {k: tf.constant(0.0) for k in model_lib.SUM_KEYS}
+        micro_sq = tf.constant(0.0)
         steps = self.config.accumulation_steps
         scale = self.loss_scale.scale
         for i in range(1) if steps == 1 else tf.range(steps):   # no while loop around a single step
@@ -187,10 +204,12 @@ class Trainer:
                 outputs = self.model(model_lib.model_inputs(features), training=True)
                 step_sums = model_lib.loss_sums(outputs, features)
                 loss = model_lib.total_loss(step_sums, weight_total, examples_total) * scale
-            step_grads = tape.gradient(loss, self.variables)
-            grads = [g + tf.convert_to_tensor(s) for g, s in zip(grads, step_grads)]
+            step_grads = [tf.convert_to_tensor(s) for s in tape.gradient(loss, self.variables)]
+            grads = [g + s for g, s in zip(grads, step_grads)]
             sums = {k: sums[k] + step_sums[k] for k in sums}
-        return [g / scale for g in grads], sums
+            if self.measure_noise:
+                micro_sq += noise_scale.squared_norm(step_grads)
+        return [g / scale for g in grads], sums, micro_sq / tf.square(scale)
 
     def _apply(self, grads):
         self.optimizer.apply_gradients(zip(grads, self.variables), skip_gradients_aggregation=True)
@@ -280,6 +299,8 @@ class Trainer:
                                    metrics.flops_per_token(self.model_config, train.max_seq_length,
                                                            train.max_predictions_per_seq),
                                    config.peak_tflops * self.strategy.num_replicas_in_sync)
+        if self.noise_off_reason:
+            log(self.noise_off_reason)
         result = {}
         with _PreemptionFlag() as preempted:
             while step < config.train_steps and not preempted.raised:
@@ -337,6 +358,8 @@ class Trainer:
                                           "loss_scale": float(self.loss_scale.scale.numpy())}
         if hasattr(self.optimizer, "trust_ratios"):
             result |= metrics.trust_ratio_summary(self.optimizer.trust_ratios())
+        if self.measure_noise:
+            result |= self.noise.values()
         return result
 
     def _stop_if_diverged(self, step: int) -> None:
