@@ -51,7 +51,7 @@ def test_linear_regression_mean_estimate_is_the_analytic_noise_scale(sigma):
     of each micro-batch's share of the batch-mean loss (as the trainer accumulates); the mean of the
     per-step estimates is within 10% of the analytic |G|², tr(Σ) and B_simple. The two noise levels
     put B_simple below the micro-batch (~8) and between the two batch sizes (~80)."""
-    steps, micro_batches, micro = 3000, 4, 16
+    steps, micro_batches, micro = 8000, 4, 16
     scales = np.array([0.5, 1.0, 1.5, 2.0, 0.8, 1.2])
     rng = np.random.default_rng(int(sigma * 10))
     w_star, delta = rng.normal(size=6), np.array([0.4, -0.5, 0.3, 0.2, -0.6, 0.1])
