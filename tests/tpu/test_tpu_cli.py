@@ -13,7 +13,12 @@ GIT = "--git_url=https://github.com/org/lamb-tf.git"
 TRAIN = ["--plan=paper-64k-32k", "--data_dir=gs://lamb-bkt/data", "--model_dir=gs://lamb-bkt/runs/p64k"]
 INSTALL = cloud_tpu.install_command("lamb-tf @ git+https://github.com/org/lamb-tf.git@main",
                                     (REPO / "constraints.txt").read_text())
-LAUNCH = cloud_tpu.launch_command("paper-64k-32k", "gs://lamb-bkt/data", "gs://lamb-bkt/runs/p64k", ["--tpu=local"])
+PJRT = ('NEXT_PLUGGABLE_DEVICE_USE_C_API=true '
+        'TF_PLUGGABLE_DEVICE_LIBRARY_PATH="$HOME/lamb-tf-venv/lib/python3.11/site-packages/libtpu/libtpu.so"')
+LAUNCH = cloud_tpu.launch_command("paper-64k-32k", "gs://lamb-bkt/data", "gs://lamb-bkt/runs/p64k", ["--tpu=local"],
+                                  env=PJRT)
+SCOPES = "--scopes=cloud-platform"
+CHECK = cloud_tpu.preflight_command("gs://lamb-bkt/data", "gs://lamb-bkt/runs/p64k")
 
 
 def _lines(result):
@@ -26,13 +31,14 @@ def test_up_single_host_dry_run():
                       GIT, *TRAIN])
     assert _lines(result) == [
         [*VM, "create", "bert-v4-8", "--zone=us-central2-b", "--accelerator-type=v4-8",
-         "--version=tpu-ubuntu2204-base"],
-        [*VM, "ssh", "bert-v4-8", "--zone=us-central2-b", "--worker=all", f"--command={INSTALL}"],
-        [*VM, "ssh", "bert-v4-8", "--zone=us-central2-b", "--worker=0", f"--command={LAUNCH}"],
-        [*VM, "ssh", "bert-v4-8", "--zone=us-central2-b", "--worker=0",
+         "--version=tpu-ubuntu2204-base", SCOPES],
+        [*VM, "ssh", "bert-v4-8", "--zone=us-central2-b", "--quiet", "--worker=0", f"--command={CHECK}"],
+        [*VM, "ssh", "bert-v4-8", "--zone=us-central2-b", "--quiet", "--worker=all", f"--command={INSTALL}"],
+        [*VM, "ssh", "bert-v4-8", "--zone=us-central2-b", "--quiet", "--worker=0", f"--command={LAUNCH}"],
+        [*VM, "ssh", "bert-v4-8", "--zone=us-central2-b", "--quiet", "--worker=0",
          '--command=tail -n +1 -F --pid="$(cat bert-pretrain.pid)" bert-pretrain.log'],
     ]
-    assert "v4-8 is one host: training uses its chips directly, no runtime server" in result.stderr
+    assert "v4-8 is one host: training runs the TPU runtime (pjrt) in its own process" in result.stderr
 
 
 def test_up_pod_dry_run_runtime_everywhere_one_trainer_with_the_name():
@@ -44,11 +50,16 @@ def test_up_pod_dry_run_runtime_everywhere_one_trainer_with_the_name():
                       "--log_uri=gs://lamb-bkt/logs", *TRAIN, "--", "--steps_per_loop=500"])
     where = ["bert-pod", "--zone=us-central2-b", "--project=my-proj-1"]
     lines = _lines(result)
-    assert lines[0] == [*VM, "create", *where, "--accelerator-type=v4-128", "--version=tpu-ubuntu2204-base", "--spot"]
-    assert lines[1][:9] == [*VM, "ssh", *where, "--worker=all"]
-    assert "gcloud storage cp gs://lamb-bkt/dist/lamb_tf-0.1.0-py3-none-any.whl lamb-tf-dist/" in lines[1][9]
-    assert lines[2] == [*VM, "ssh", *where, "--worker=all", f"--command={cloud_tpu.runtime_command()}"]
-    assert lines[3] == [*VM, "ssh", *where, "--worker=0", "--command=" + (
+    assert lines[0] == [*VM, "create", *where, "--accelerator-type=v4-128", "--version=tpu-ubuntu2204-base", SCOPES,
+                        "--spot"]
+    check = cloud_tpu.preflight_command("gs://lamb-bkt/data", "gs://lamb-bkt/runs/p64k",
+                                        cloud_tpu.Slice("bert-pod", "us-central2-b", "my-proj-1"))
+    assert lines[1:3] == [[*VM, "ssh", *where, "--quiet", f"--worker={w}", f"--command={check}"] for w in (0, 15)]
+    del lines[1:3]
+    assert lines[1][:10] == [*VM, "ssh", *where, "--quiet", "--worker=all"]
+    assert "gcloud storage cp gs://lamb-bkt/dist/lamb_tf-0.1.0-py3-none-any.whl lamb-tf-dist/" in lines[1][10]
+    assert lines[2] == [*VM, "ssh", *where, "--quiet", "--worker=all", f"--command={cloud_tpu.runtime_command()}"]
+    assert lines[3] == [*VM, "ssh", *where, "--quiet", "--worker=0", "--command=" + (
         'if [ -f bert-pretrain.pid ] && kill -0 "$(cat bert-pretrain.pid)" 2>/dev/null; '
         "then echo 'bert-pretrain is already running on this worker' >&2; exit 1; fi; "
         "rm -f bert-pretrain.exit; nohup setsid bash -c '( while sleep 60; do gcloud storage cp bert-pretrain.log "
@@ -58,10 +69,10 @@ def test_up_pod_dry_run_runtime_everywhere_one_trainer_with_the_name():
         "--tpu_project=my-proj-1; status=$?; kill $sync; "
         "gcloud storage cp bert-pretrain.log gs://lamb-bkt/logs/bert-pod/\"$(hostname)\".log >/dev/null 2>&1; "
         "echo $status > bert-pretrain.exit' >> bert-pretrain.log 2>&1 < /dev/null & echo $! > bert-pretrain.pid")]
-    assert lines[4][:9] == [*VM, "ssh", *where, "--worker=0"]
+    assert lines[4][:10] == [*VM, "ssh", *where, "--quiet", "--worker=0"]
     assert len(lines) == 5
     trainers = [line for line in lines if "bert-pretrain run" in line[-1]]
-    assert len(trainers) == 1 and trainers[0][8] == "--worker=0"
+    assert len(trainers) == 1 and trainers[0][9] == "--worker=0"
 
 
 @pytest.mark.parametrize("accelerator_type, image", [("v5p-8", "v2-alpha-tpuv5"), ("v6e-8", "v2-alpha-tpuv6e"),
@@ -70,7 +81,7 @@ def test_newer_generations_pick_their_image(accelerator_type, image):
     lines = _lines(run_tpu(["create", "--dry_run", "--name=t", "--zone=us-east5-a",
                             f"--accelerator_type={accelerator_type}"]))
     assert lines == [[*VM, "create", "t", "--zone=us-east5-a", f"--accelerator-type={accelerator_type}",
-                      f"--version={image}"]]
+                      f"--version={image}", SCOPES]]
 
 
 def test_unsupported_slice_is_refused_before_anything_is_created(tmp_path):
@@ -78,8 +89,9 @@ def test_unsupported_slice_is_refused_before_anything_is_created(tmp_path):
     result = run_tpu(["up", "--name=t", "--zone=us-east5-a", "--project=my-proj-1", "--accelerator_type=v6e-16",
                       GIT, *TRAIN], fake)
     assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
-    assert result.stderr.startswith("tpu.py: --accelerator_type: 'v6e-16' has 4 hosts, but ")
-    assert "use a one-host v6e slice (v6e-8) or a v4/v5p pod. Nothing was run" in result.stderr
+    assert result.stderr.startswith("tpu.py: --accelerator_type: 'v6e-16' has 4 hosts: TensorFlow on v6e runs only "
+                                    "on the PJRT runtime")
+    assert "use a one-host v6e slice (v6e-8) or a v2-v4 pod. Nothing was run" in result.stderr
     assert gcloud_calls(fake) == []
 
 
@@ -96,11 +108,11 @@ def test_pod_project_comes_from_gcloud_config_or_is_required(tmp_path):
 
 def test_queued_spot_create_dry_run():
     result = run_tpu(["create", "--dry_run", "--queued", "--spot", "--name=qr-1", "--zone=us-east5-a",
-                      "--project=my-proj-1", "--accelerator_type=v5litepod-16"])
+                      "--project=my-proj-1", "--accelerator_type=v5litepod-8"])
     where = ["qr-1", "--zone=us-east5-a", "--project=my-proj-1"]
     assert _lines(result) == [
-        [*QR, "create", *where, "--node-id=qr-1", "--accelerator-type=v5litepod-16",
-         "--runtime-version=v2-alpha-tpuv5-lite", "--spot"],
+        [*QR, "create", *where, "--node-id=qr-1", "--accelerator-type=v5litepod-8",
+         "--runtime-version=v2-alpha-tpuv5-lite", SCOPES, "--spot"],
         [*QR, "describe", *where, "--format=value(state.state)"],
     ]
 
@@ -159,14 +171,15 @@ def test_recover_after_preemption(tmp_path):
     assert result.returncode == 0, result.stderr
     where = ["bert-v3", "--zone=europe-west4-a", "--project=my-proj-1"]
     launch = cloud_tpu.launch_command("paper-64k-32k", "gs://lamb-bkt/data", "gs://lamb-bkt/runs/p64k",
-                                      ["--tpu=bert-v3", "--tpu_zone=europe-west4-a", "--tpu_project=my-proj-1"])
+                                      ["--tpu=bert-v3", "--tpu_zone=europe-west4-a", "--tpu_project=my-proj-1"],
+                                      env="TPU_LOAD_LIBRARY=0")
     assert gcloud_calls(fake) == [
         [*VM, "describe", *where, "--format=value(state)"],
         [*VM, "delete", *where, "--quiet"],
-        [*VM, "create", *where, "--accelerator-type=v3-32", "--version=tpu-ubuntu2204-base", "--spot"],
-        [*VM, "ssh", *where, "--worker=all", f"--command={INSTALL}"],
-        [*VM, "ssh", *where, "--worker=all", f"--command={cloud_tpu.runtime_command()}"],
-        [*VM, "ssh", *where, "--worker=0", f"--command={launch}"],
+        [*VM, "create", *where, "--accelerator-type=v3-32", "--version=tpu-ubuntu2204-base", SCOPES, "--spot"],
+        [*VM, "ssh", *where, "--quiet", "--worker=all", f"--command={INSTALL}"],
+        [*VM, "ssh", *where, "--quiet", "--worker=all", f"--command={cloud_tpu.runtime_command()}"],
+        [*VM, "ssh", *where, "--quiet", "--worker=0", f"--command={launch}"],
     ]
 
 
@@ -188,7 +201,7 @@ def test_watch_recovers_then_returns_the_training_status(tmp_path):
     assert [call[4] for call in calls] == ["ssh", "describe", "describe", "delete", "create", "ssh", "ssh", "ssh",
                                            "describe", "ssh"]
     assert calls[0][-1].startswith("--command=tail") and calls[-1][-2:] == [
-        "--worker=0", "--command=cat bert-pretrain.exit 2>/dev/null || true"]
+        "--worker=0", f"--command={cloud_tpu.EXIT_STATUS_COMMAND}"]
 
 
 def test_queued_create_waits_until_active(tmp_path):
