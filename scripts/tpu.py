@@ -155,13 +155,15 @@ class Controller:
         """The pre-flight check from worker 0 and the last worker; prints and returns one line per failure."""
         tpu = self.tpu
         command = cloud_tpu.preflight_command(FLAGS.data_dir, FLAGS.model_dir, tpu if tpu.hosts > 1 else None)
-        failures = []
+        found: dict[str, list[str]] = {}   # a failure, with its worker as {}, -> the workers it happened on
         for worker in dict.fromkeys(["0", str(tpu.hosts - 1)]):
             _, out, err = self.runner.output(tpu.ssh(command, worker=worker))
             if not self.runner.dry_run:
-                failures += [line for line in cloud_tpu.preflight_failures(
-                    out + err, worker, tpu, FLAGS.data_dir, FLAGS.model_dir, tpu.service_account)
-                    if line not in failures]
+                for line in cloud_tpu.preflight_failures(out + err, worker, tpu, FLAGS.data_dir, FLAGS.model_dir,
+                                                         tpu.service_account):
+                    found.setdefault(line.replace(f"worker {worker}", "{}", 1), []).append(worker)
+        failures = [line.replace("{}", ("worker " if len(on) == 1 else "workers ") + " and ".join(on), 1)
+                    for line, on in found.items()]
         for line in failures:
             _note(f"check: {line}")
         if not failures and not self.runner.dry_run:

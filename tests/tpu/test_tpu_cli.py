@@ -5,7 +5,7 @@ import shlex
 import pytest
 
 from bert_pretrain import cloud_tpu
-from tpu_helpers import REPO, gcloud_calls, install_fake_gcloud, run_tpu
+from tpu_helpers import REPO, gcloud_calls, install_fake_gcloud, remote_calls, run_tpu
 
 VM = ["gcloud", "compute", "tpus", "tpu-vm"]
 QR = ["gcloud", "compute", "tpus", "queued-resources"]
@@ -241,3 +241,120 @@ def test_watch_needs_what_a_recovery_needs(tmp_path):
     result = run_tpu(["watch", "--name=bert", "--zone=us-central2-b"], fake)
     assert result.returncode == 2 and result.stderr == "tpu.py: --accelerator_type: required by `watch`\n"
     assert gcloud_calls(fake) == []
+
+
+RUNTIME_CASES = [   # accelerator type, extra flags, the environment training gets (or the refusal's start)
+    ("v4-8", [], PJRT),
+    ("v4-8", ["--tpu_runtime=se"], ""),
+    ("v4-32", [], "TPU_LOAD_LIBRARY=0"),
+    ("v4-32", ["--tpu_runtime=pjrt"], "tpu.py: --tpu_runtime: pjrt on v4-32 (4 hosts): TensorFlow's runtime on "
+                                      "several hosts would be PJRT"),
+    ("v5p-8", [], PJRT),
+    ("v5p-8", ["--tpu_runtime=se"], "tpu.py: --tpu_runtime: se on v5p-8: Google documents only the PJRT runtime"),
+    ("v5p-16", [], "tpu.py: --accelerator_type: 'v5p-16' has 2 hosts: TensorFlow on v5p runs only on the PJRT"),
+    ("v5litepod-8", [], PJRT),
+    ("v6e-8", [], PJRT),
+]
+
+
+@pytest.mark.parametrize("accelerator_type, extra, expected", RUNTIME_CASES)
+def test_each_slice_gets_its_runtime_environment_or_one_refusal(accelerator_type, extra, expected):
+    result = run_tpu(["launch", "--dry_run", "--name=t", "--zone=us-east5-a", "--project=my-proj-1",
+                      f"--accelerator_type={accelerator_type}", *extra, *TRAIN])
+    if expected.startswith("tpu.py: "):
+        assert result.returncode == 2 and result.stdout == "" and len(result.stderr.splitlines()) == 1
+        assert result.stderr.startswith(expected) and result.stderr.endswith("Nothing was run\n")
+        return
+    (line,) = _lines(result)
+    body = shlex.split(line[-1].split("nohup setsid bash -c ", 1)[1])[0]
+    assert body.split("lamb-tf-venv/bin/bert-pretrain run")[0] == (expected + " " if expected else "")
+
+
+def test_libtpu_service_account_and_scopes_flags_dry_run():
+    result = run_tpu(["up", "--dry_run", "--name=t", "--zone=us-central2-b", "--accelerator_type=v4-8", GIT, *TRAIN,
+                      "--libtpu=0.0.19", "--service_account=trainer@my-proj-1.iam.gserviceaccount.com",
+                      "--scopes=cloud-platform,userinfo-email"])
+    lines = _lines(result)
+    assert lines[0][-2:] == ["--service-account=trainer@my-proj-1.iam.gserviceaccount.com",
+                             "--scopes=cloud-platform,userinfo-email"]
+    install = lines[2][-1]
+    assert " libtpu==0.0.19 " in install and "libtpu==0.0.20" not in install
+
+
+def _up_pod(tmp_path, **env):
+    fake = install_fake_gcloud(tmp_path / "bin")
+    result = run_tpu(["up", "--name=pod", "--zone=us-central2-b", "--project=my-proj-1", "--accelerator_type=v4-32",
+                      GIT, *TRAIN], fake, env=env)
+    return fake, result
+
+
+DELETE = "tpu.py: stopped before install; the slice bills until deleted: gcloud compute tpus tpu-vm delete pod " \
+         "--zone=us-central2-b --project=my-proj-1 --quiet"
+SA = "--member=serviceAccount:trainer@my-proj-1.iam.gserviceaccount.com"
+
+
+@pytest.mark.parametrize("env, failure", [
+    ({"FAKE_DENY": "storage.objects.list"},
+     "workers 0 and 3 cannot list gs://lamb-bkt/data (storage.objects.list on bucket lamb-bkt); grant it with: gcloud "
+     f"storage buckets add-iam-policy-binding gs://lamb-bkt {SA} --role=roles/storage.objectViewer"),
+    ({"FAKE_OBJECTS": "p1/a.tfrecord:900,p1/b.tfrecord:900,p1/c.tfrecord:0,p1/d.tfrecord:0,p1/metadata.json:50"},
+     "gs://lamb-bkt/data/p1 has 2 non-empty .tfrecord file(s) for 4 host(s): each host reads its own files; write "
+     "at least 4 (bert-pretrain-data --num_shards=4 or more)"),
+    ({"FAKE_DENY": "tpu.nodes.get"},
+     f"workers 0 and 3 cannot look the TPU pod up by name (tpu.nodes.get in project my-proj-1); grant it with: gcloud "
+     f"projects add-iam-policy-binding my-proj-1 {SA} --role=roles/tpu.viewer"),
+    ({"FAKE_DENY": "storage.objects.create"},
+     "workers 0 and 3 cannot write to gs://lamb-bkt/runs/p64k (storage.objects.create on bucket lamb-bkt); grant it with: "
+     f"gcloud storage buckets add-iam-policy-binding gs://lamb-bkt {SA} --role=roles/storage.objectUser"),
+])
+def test_up_stops_after_a_failed_preflight_before_install(tmp_path, env, failure):
+    """Through the fake gcloud: the check's shell text runs in bash on the fake worker, where gcloud refuses
+    the permission or lists too few files; `up` prints one line per failure and the delete command."""
+    fake, result = _up_pod(tmp_path, **env)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-2:] == [f"tpu.py: check: {failure}", DELETE]
+    assert [call[4] for call in gcloud_calls(fake)] == ["create", "ssh", "ssh"]   # worker 0 and worker 3, no install
+    assert [call[-3:-1] for call in gcloud_calls(fake)[1:]] == [["--quiet", "--worker=0"], ["--quiet", "--worker=3"]]
+    assert [call[1:3] for call in remote_calls(fake)][:3] == [["storage", "ls"], ["storage", "cp"], ["storage", "rm"]]
+
+
+def test_preflight_passes_then_up_installs_and_trains(tmp_path):
+    fake, result = _up_pod(tmp_path, FAKE_EXIT_STATUS="0")
+    assert result.returncode == 0, result.stderr
+    assert "tpu.py: check: pod can read the data, write to --model_dir and look itself up" in result.stderr
+    verbs = [call[4] for call in gcloud_calls(fake)]
+    assert verbs[:6] == ["create", "ssh", "ssh", "ssh", "ssh", "ssh"]   # check x2, install, runtime, launch
+    assert "--format=value(name)" in remote_calls(fake)[-1]
+
+
+def test_watch_after_a_maintenance_reboot_restarts_the_runtimes_and_relaunches(tmp_path):
+    """READY, no exit file, the training process gone: a failure. The runtime servers are restarted on every
+    worker, training is launched again, and the log is followed from the first line not yet shown."""
+    fake = install_fake_gcloud(tmp_path / "bin", "READY", training="gone 0")
+    result = run_tpu(["watch", "--poll_s=1", "--name=pod", "--zone=us-central2-b", "--project=my-proj-1",
+                      "--accelerator_type=v4-32", GIT, *TRAIN], fake, env={"FAKE_LOG_LINES": "3"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "log line 1\nlog line 2\nlog line 3\n"
+    launch = cloud_tpu.launch_command("paper-64k-32k", "gs://lamb-bkt/data", "gs://lamb-bkt/runs/p64k",
+                                      ["--tpu=pod", "--tpu_zone=us-central2-b", "--tpu_project=my-proj-1"],
+                                      env="TPU_LOAD_LIBRARY=0")
+    describe = ("describe", "--project=my-proj-1", "--format=value(state)")
+
+    def ssh(worker, command):
+        return "ssh", f"--worker={worker}", f"--command={command}"
+
+    assert [(call[4], call[-2], call[-1]) for call in gcloud_calls(fake)] == [
+        ssh(0, cloud_tpu.logs_command(1)), describe, ssh(0, cloud_tpu.EXIT_STATUS_COMMAND),
+        ssh("all", cloud_tpu.runtime_command(restart=True)), ssh(0, launch),
+        ssh(0, cloud_tpu.logs_command(4)), describe, ssh(0, cloud_tpu.EXIT_STATUS_COMMAND)]
+    assert "training on worker 0 died without an exit status (a maintenance reboot?); recovering" in result.stderr
+
+
+def test_watch_gives_up_after_max_recoveries(tmp_path):
+    fake = install_fake_gcloud(tmp_path / "bin", "READY", training="gone")
+    result = run_tpu(["watch", "--max_recoveries=1", "--name=b", "--zone=us-central2-b", "--accelerator_type=v4-8",
+                      GIT, *TRAIN], fake)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == ("tpu.py: training on worker 0 died without an exit status (a "
+                                              "maintenance reboot?), after --max_recoveries=1 recoveries; giving up")
+    assert [call[-1][10:] for call in gcloud_calls(fake)].count(LAUNCH) == 1

@@ -75,7 +75,7 @@ if ".lamb-tf-preflight" in command:
 if "echo gone" in command:
     print(os.environ.get("FAKE_EXIT_STATUS") or next_word("training.txt", "running"))
 if command.startswith("tail -n +"):
-    first = int(command.split()[1][1:])
+    first = int(command.split()[2][1:])
     for i in range(first, int(os.environ.get("FAKE_LOG_LINES", "0")) + 1):
         print(f"log line {{i}}")
 sys.exit(int(os.environ.get("FAKE_GCLOUD_STATUS", "0")))
