@@ -414,5 +414,6 @@ def _too_few_files(listing: list[str], data_dir: str, hosts: int) -> list[str]:
     if not directories:
         return [f"{data_dir} holds no .tfrecord file; write the data there first (bert-pretrain-data)"]
     return [f"{directory} has {non_empty[directory]} non-empty .tfrecord file(s) for {hosts} host(s): each host "
-            f"reads its own files; write at least {hosts} (bert-pretrain-data --num_shards={hosts} or more)"
+            f"reads its own files; write at least {hosts} (bert-pretrain-data --num_shards={hosts} or more, and "
+            "a smaller --block_bytes if it says the input is too small)"
             for directory in sorted(directories) if non_empty[directory] < hosts]

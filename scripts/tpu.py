@@ -17,7 +17,8 @@ Actions, each a sequence of gcloud commands (bert_pretrain/cloud_tpu.py builds t
   watch    stream logs (each line once); on preemption recover; when training died without an exit
            status on a READY slice (a maintenance reboot), restart the runtime servers and relaunch;
            exit with training's exit status
-  recover  if the slice was preempted (or --force): delete, create, install, runtime, launch; training
+  recover  if the slice was preempted (or --force): delete, create, install, runtime, launch; if it is
+           READY but training died without an exit status: restart the runtime servers, launch; training
            resumes from the last checkpoint in --model_dir
   delete   delete the slice (the queued resource too)
   up       create, check (stops with the delete command on a failure), install, runtime, launch, watch
@@ -202,9 +203,13 @@ class Controller:
         self.runner.run(self.tpu.delete())
 
     def recover(self) -> None:
-        """Recreates the slice if it is dead (a dry run assumes so) and starts training again."""
+        """Recreates the slice if it is dead (a dry run assumes so) and starts training again; on a
+        READY slice whose training died without an exit status, relaunches in place."""
         state = self.state()
         if not (self.runner.dry_run or self.tpu.dead(state) or FLAGS.force):
+            if self.tpu.ready(state) and self.training() == "gone":
+                self.relaunch()
+                return
             _note(f"{self.tpu.name} is {state}: nothing to do (--force recreates it anyway)")
             return
         if state != cloud_tpu.MISSING:
@@ -212,6 +217,12 @@ class Controller:
         self.create()
         self.install()
         self.runtime()
+        self.launch()
+
+    def relaunch(self) -> None:
+        """After a maintenance reboot (or a killed process): the runtime servers restarted on every
+        worker first, then training launched again; it resumes from the last checkpoint."""
+        self.runtime(restart=True)
         self.launch()
 
     def training(self) -> str:
@@ -248,8 +259,7 @@ class Controller:
                 self.recover()
                 shown = 0   # a new VM, a new log
             else:
-                self.runtime(restart=True)
-                self.launch()
+                self.relaunch()
 
     def up(self) -> int:
         self.create()

@@ -183,13 +183,17 @@ def test_recover_after_preemption(tmp_path):
     ]
 
 
-@pytest.mark.parametrize("state, verbs", [("READY", ["describe"]),
-                                          ("NOT_FOUND", ["describe", "create", "ssh", "ssh"])])
-def test_recover_healthy_or_missing(tmp_path, state, verbs):
-    fake = install_fake_gcloud(tmp_path / "bin", state)
+@pytest.mark.parametrize("state, training, verbs", [
+    ("READY", "running", ["describe", "ssh"]),
+    ("READY", "gone", ["describe", "ssh", "ssh"]),   # status, then launch (one host: no runtime server)
+    ("NOT_FOUND", "running", ["describe", "create", "ssh", "ssh"])])
+def test_recover_healthy_or_missing(tmp_path, state, training, verbs):
+    fake = install_fake_gcloud(tmp_path / "bin", state, training)
     result = run_tpu(["recover", "--name=bert", "--zone=us-central2-b", "--accelerator_type=v4-8", GIT, *TRAIN], fake)
     assert result.returncode == 0, result.stderr
     assert [call[4] for call in gcloud_calls(fake)] == verbs
+    if training == "gone":
+        assert gcloud_calls(fake)[-1][-1] == f"--command={LAUNCH}"
 
 
 def test_watch_recovers_then_returns_the_training_status(tmp_path):
@@ -299,13 +303,14 @@ SA = "--member=serviceAccount:trainer@my-proj-1.iam.gserviceaccount.com"
      f"storage buckets add-iam-policy-binding gs://lamb-bkt {SA} --role=roles/storage.objectViewer"),
     ({"FAKE_OBJECTS": "p1/a.tfrecord:900,p1/b.tfrecord:900,p1/c.tfrecord:0,p1/d.tfrecord:0,p1/metadata.json:50"},
      "gs://lamb-bkt/data/p1 has 2 non-empty .tfrecord file(s) for 4 host(s): each host reads its own files; write "
-     "at least 4 (bert-pretrain-data --num_shards=4 or more)"),
+     "at least 4 (bert-pretrain-data --num_shards=4 or more, and a smaller --block_bytes if it says the input is "
+     "too small)"),
     ({"FAKE_DENY": "tpu.nodes.get"},
      f"workers 0 and 3 cannot look the TPU pod up by name (tpu.nodes.get in project my-proj-1); grant it with: gcloud "
      f"projects add-iam-policy-binding my-proj-1 {SA} --role=roles/tpu.viewer"),
     ({"FAKE_DENY": "storage.objects.create"},
-     "workers 0 and 3 cannot write to gs://lamb-bkt/runs/p64k (storage.objects.create on bucket lamb-bkt); grant it with: "
-     f"gcloud storage buckets add-iam-policy-binding gs://lamb-bkt {SA} --role=roles/storage.objectUser"),
+     "workers 0 and 3 cannot write to gs://lamb-bkt/runs/p64k (storage.objects.create on bucket lamb-bkt); grant it "
+     f"with: gcloud storage buckets add-iam-policy-binding gs://lamb-bkt {SA} --role=roles/storage.objectUser"),
 ])
 def test_up_stops_after_a_failed_preflight_before_install(tmp_path, env, failure):
     """Through the fake gcloud: the check's shell text runs in bash on the fake worker, where gcloud refuses

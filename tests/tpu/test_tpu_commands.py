@@ -230,7 +230,8 @@ def test_preflight_output_is_read_into_one_line_per_failure():
         "delete status 1", "tpu status 0"])
     assert cloud_tpu.preflight_failures(listing, "3", tpu, "gs://bkt/d", "gs://out-bkt/m") == [
         "gs://bkt/d/p1 has 1 non-empty .tfrecord file(s) for 4 host(s): each host reads its own files; write at "
-        "least 4 (bert-pretrain-data --num_shards=4 or more)",
+        "least 4 (bert-pretrain-data --num_shards=4 or more, and a smaller --block_bytes if it says the input is too "
+        "small)",
         "worker 3 cannot write to gs://out-bkt/m (storage.objects.create on bucket out-bkt); grant it with: "
         "gcloud storage buckets add-iam-policy-binding gs://out-bkt "
         "--member=serviceAccount:trainer@my-proj-1.iam.gserviceaccount.com --role=roles/storage.objectUser"]
