@@ -12,6 +12,9 @@ TensorFlow drives a TPU from one Python process (docs/cloud_tpu.md):
   tensorflow-tpu wheel (`start_grpc_tpu_worker`, port 8470), and one training process on worker 0
   reaches all of them with `--tpu=NAME`: TPUClusterResolver looks the slice's hosts up in the Cloud
   TPU API. A combination that follows no documented Google recipe is refused before `create`.
+
+The pre-flight check (`preflight_command`, read back by `preflight_failures`) runs right after
+`create`, so that a missing permission costs minutes of a slice, not an install and a failed start.
 """
 
 import collections

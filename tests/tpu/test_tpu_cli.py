@@ -363,3 +363,17 @@ def test_watch_gives_up_after_max_recoveries(tmp_path):
     assert result.stderr.splitlines()[-1] == ("tpu.py: training on worker 0 died without an exit status (a "
                                               "maintenance reboot?), after --max_recoveries=1 recoveries; giving up")
     assert [call[-1][10:] for call in gcloud_calls(fake)].count(LAUNCH) == 1
+
+
+def test_check_alone_on_one_host(tmp_path):
+    """One host: worker 0 only, no name lookup (training uses --tpu=local); exit 1 with one line per failure."""
+    fake = install_fake_gcloud(tmp_path / "bin")
+    args = ["check", "--name=b", "--zone=us-central2-b", "--accelerator_type=v5litepod-8", *TRAIN[1:]]
+    assert run_tpu(args, fake).returncode == 0
+    assert [call[-2] for call in gcloud_calls(fake)] == ["--worker=0"]
+    assert not any("describe" in call for call in remote_calls(fake))
+    failed = run_tpu(args, fake, env={"FAKE_DENY": "storage.objects.delete"})
+    assert failed.returncode == 1 and failed.stderr.splitlines() == [
+        "tpu.py: check: worker 0 cannot delete from gs://lamb-bkt/runs/p64k (storage.objects.delete on bucket "
+        f"lamb-bkt); grant it with: gcloud storage buckets add-iam-policy-binding gs://lamb-bkt {SA} "
+        "--role=roles/storage.objectUser"]
