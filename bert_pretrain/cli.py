@@ -184,18 +184,36 @@ def build_trainer():
             raise UsageError(name, "is required", f"pass --{name}=...")
     sizes = dict(num_layers=FLAGS.num_layers, hidden_size=FLAGS.hidden_size, num_heads=FLAGS.num_heads)
     config_lib.from_preset(FLAGS.preset, 1, FLAGS.dropout, **sizes)   # bad sizes: one line, before anything runs
+    started = _init_from_config() if FLAGS.init_from else None
     strategy = make_strategy()
     train_data = job_lib.data_from_globs(FLAGS.train_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq,
                               "train_files")
     eval_data = (job_lib.data_from_globs(FLAGS.eval_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq,
                               "eval_files") if FLAGS.eval_files else None)
     vocab_size = FLAGS.vocab_size or train_data.vocab_size
-    if not vocab_size:
+    if not vocab_size and not started:
         raise UsageError("vocab_size", "the data has no metadata.json to take it from", "pass --vocab_size")
-    model_config = config_lib.from_preset(FLAGS.preset, vocab_size, FLAGS.dropout, **sizes)
+    model_config = started or config_lib.from_preset(FLAGS.preset, vocab_size, FLAGS.dropout, **sizes)
     job = job_lib.Job(model_config, train_config_from_flags(), FLAGS.model_dir, train_data, eval_data,
-                      data_flag="train_files", eval_flag="eval_files")
+                      data_flag="train_files", eval_flag="eval_files", init_from=FLAGS.init_from)
     return job_lib.build_trainer(job, strategy), job
+
+
+def _init_from_config():
+    """The model of --init_from's google-research checkpoint; a size flag given must agree with it."""
+    from bert_pretrain import config as config_lib
+    from bert_pretrain.checkpoint_formats import google_research
+    from bert_pretrain.errors import UsageError
+
+    config = google_research.model_config(FLAGS.init_from, FLAGS.dropout)
+    given = {name: FLAGS[name].value for name in google_research.SIZE_FLAGS}
+    google_research.check_sizes(config, given)
+    shape = lambda c: (c.num_layers, c.hidden_size, c.num_heads)  # noqa: E731
+    if FLAGS["preset"].present and shape(config_lib.from_preset(FLAGS.preset, 1)) != shape(config):
+        raise UsageError("preset", f"{FLAGS.preset} contradicts --init_from's bert_config.json ({config.num_layers} "
+                         f"layers, hidden {config.hidden_size}, {config.num_heads} heads)",
+                         "drop --preset: the checkpoint sets the model's size")
+    return config
 
 
 def train() -> dict:
@@ -218,7 +236,8 @@ def run() -> list:
         plan=FLAGS.plan, data_dir=FLAGS.data_dir, model_dir=FLAGS.model_dir or "", corpus=FLAGS.corpus,
         eval_corpus=FLAGS.eval_corpus, data_vocab_size=FLAGS.data_vocab_size,
         micro_batch_size=FLAGS.micro_batch_size,
-        phase_batch_sizes=tuple(FLAGS.phase_batch_sizes), training=training), make_strategy)
+        phase_batch_sizes=tuple(FLAGS.phase_batch_sizes), training=training, init_from=FLAGS.init_from),
+        make_strategy)
 
 
 def finetune() -> dict:

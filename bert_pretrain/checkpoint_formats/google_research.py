@@ -31,6 +31,10 @@ def is_google_research(directory: str) -> bool:
 
 def model_config(directory: str, dropout: float, flag: str = "init_from") -> ModelConfig:
     """The ModelConfig its bert_config.json describes; one this pipeline cannot build is refused."""
+    if not is_google_research(directory):
+        raise UsageError(flag, f"{directory} has no {CHECKPOINT}.index",
+                         "point at a google-research BERT directory (bert_model.ckpt.*, bert_config.json, "
+                         "vocab.txt); to go on from one of our model_dirs, train in it again")
     path = os.path.join(directory, CONFIG)
     if not tf.io.gfile.exists(path):
         raise UsageError(flag, f"{directory} has {CHECKPOINT} but no {CONFIG}",
