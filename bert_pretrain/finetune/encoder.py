@@ -63,7 +63,7 @@ def _build_variables(model, **extra_inputs) -> None:
            **extra_inputs}, training=False)
 
 
-def _pretrainer(pretrained: Pretrained):
+def load_pretrainer(pretrained: Pretrained):
     """Model Garden's pretrainer with the pretrained weights (all of them: encoder and heads)."""
     pretrainer = model_lib.build_pretrainer(pretrained.model_config)
     _build_variables(pretrainer, masked_lm_positions=tf.zeros((1, 1), tf.int32))
@@ -80,7 +80,7 @@ def _pretrainer(pretrained: Pretrained):
 def classifier(pretrained: Pretrained, num_classes: int) -> tf_keras.Model:
     from official.nlp.modeling import models   # pylint: disable=import-outside-toplevel
 
-    pretrainer = _pretrainer(pretrained)
+    pretrainer = load_pretrainer(pretrained)
     model = models.BertClassifier(network=pretrainer.encoder_network, num_classes=num_classes,
                                   initializer=tf_keras.initializers.TruncatedNormal(stddev=0.02),
                                   dropout_rate=pretrained.model_config.dropout, use_encoder_pooler=False)
@@ -94,6 +94,6 @@ def classifier(pretrained: Pretrained, num_classes: int) -> tf_keras.Model:
 def span_labeler(pretrained: Pretrained) -> tf_keras.Model:
     from official.nlp.modeling import models   # pylint: disable=import-outside-toplevel
 
-    pretrainer = _pretrainer(pretrained)
+    pretrainer = load_pretrainer(pretrained)
     return models.BertSpanLabeler(network=pretrainer.encoder_network,
                                   initializer=tf_keras.initializers.TruncatedNormal(stddev=0.02))

@@ -56,13 +56,21 @@ def encoder(w, ids, mask, segments, num_layers, num_heads):
     return x, pooled
 
 
-def pretraining_logits(w, ids, mask, segments, positions, num_layers, num_heads):
-    """(MLM logits [B, P, V] at `positions`, NSP logits [B, 2])."""
+def exact_gelu(x):
+    from math import erf   # pylint: disable=import-outside-toplevel
+    return 0.5 * x * (1.0 + np.vectorize(erf)(x / np.sqrt(2.0)))
+
+
+def pretraining_logits(w, ids, mask, segments, positions, num_layers, num_heads, head_gelu=gelu,
+                       head_epsilon=1e-12):
+    """(MLM logits [B, P, V] at `positions`, NSP logits [B, 2]). `head_gelu`, `head_epsilon`: the
+    MLM transform's activation and LayerNorm epsilon (KerasHub's BertMaskedLM: exact_gelu, 1e-5)."""
     sequence, pooled = encoder(w, ids, mask, segments, num_layers, num_heads)
     w = {k: np.asarray(v, np.float64) for k, v in w.items()}
     picked = np.stack([sequence[b, positions[b]] for b in range(len(ids))])
-    t = gelu(picked @ w["cls/predictions/transform/dense/kernel"] + w["cls/predictions/transform/dense/bias"])
-    t = layer_norm(t, w["cls/predictions/transform/LayerNorm/gamma"], w["cls/predictions/transform/LayerNorm/beta"])
+    t = head_gelu(picked @ w["cls/predictions/transform/dense/kernel"] + w["cls/predictions/transform/dense/bias"])
+    t = layer_norm(t, w["cls/predictions/transform/LayerNorm/gamma"], w["cls/predictions/transform/LayerNorm/beta"],
+                   head_epsilon)
     mlm = t @ w["bert/embeddings/word_embeddings"].T + w["cls/predictions/output_bias"]
     nsp = pooled @ w["cls/seq_relationship/output_weights"].T + w["cls/seq_relationship/output_bias"]
     return mlm, nsp
