@@ -41,7 +41,7 @@ def _model_config(plan: plans.Plan, vocab_size: int, init_from: str = "") -> con
     if not init_from:
         return planned
     config = google_research.model_config(init_from, plan.dropout)
-    google_research.check_sizes(config, planned.to_dict())
+    google_research.check_sizes(config, planned.to_dict(), plan=plan.name)
     return config
 
 

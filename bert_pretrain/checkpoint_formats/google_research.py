@@ -56,10 +56,14 @@ def model_config(directory: str, dropout: float, flag: str = "init_from") -> Mod
                        hidden_size=found["hidden_size"], num_heads=found["num_attention_heads"], dropout=dropout)
 
 
-def check_sizes(config: ModelConfig, given: dict, flag: str = "init_from") -> None:
-    """`given`: sizes a user set (flags, a plan; None = not set); each must be the checkpoint's."""
+def check_sizes(config: ModelConfig, given: dict, flag: str = "init_from", plan: str = "") -> None:
+    """`given`: sizes a user set (flags, or a plan's model; None = not set); each must be the
+    checkpoint's. `plan`: the plan they come from, named in the error instead of a flag."""
     for name in SIZE_FLAGS:
         if given.get(name) is not None and given[name] != getattr(config, name):
+            if plan:
+                raise UsageError("plan", f"{plan}'s model has {name} {given[name]}, --{flag}'s bert_config.json "
+                                 f"{getattr(config, name)}", "use a plan whose model is the checkpoint's size")
             raise UsageError(name, f"{given[name]} contradicts --{flag}'s bert_config.json "
                              f"({name} {getattr(config, name)})", f"drop --{name}: the checkpoint sets it")
 

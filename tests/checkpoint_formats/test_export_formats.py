@@ -100,3 +100,24 @@ def test_keras_hub_preset_loads_as_kerashub_tasks_with_our_weights(tmp_path):
         exporter.export(source, target, "hf", log=lambda line: None)
     exporter.export(source, target, "hf", overwrite=True, log=lambda line: None)
     assert "model.safetensors" in os.listdir(target) and not os.path.exists(target + ".partial")
+
+
+def test_export_command_end_to_end_with_tfhub_a_finetuning_start(tmp_path):
+    """The command, with the format that was train --export_dir's only one: a finetune --init_from."""
+    import subprocess
+    import sys
+
+    weights = google_checkpoint.write(str(tmp_path / "google"))
+    target = tmp_path / "tfhub"
+    command = [os.path.join(os.path.dirname(sys.executable), "bert-pretrain"), "export",
+               f"--model_dir={tmp_path / 'google'}", f"--export_dir={target}"]
+    done = subprocess.run(command + ["--format=tfhub"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"export: tfhub written to {target}" in done.stdout
+    assert {"pretrainer.index", "encoder_savedmodel", "hub_encoder", "hub_preprocess", "bert_config.json",
+            "vocab.txt", "vocab.json"} <= set(os.listdir(target))
+    exported = encoder.from_directory(str(target), dropout=0.1)
+    assert exported.exported and exported.vocab.do_lower_case and exported.model_config.num_layers == 2
+    classifier = encoder.classifier(exported, num_classes=2)
+    np.testing.assert_array_equal(classifier.checkpoint_items["encoder"].get_embedding_table().numpy(),
+                                  weights["bert/embeddings/word_embeddings"])

@@ -2,6 +2,7 @@
 Job) starts from its weights and records its vocab; `finetune` builds on its encoder; a flag that
 contradicts its bert_config.json, or data made with another vocab, is one line."""
 
+import dataclasses
 import os
 
 import numpy as np
@@ -88,3 +89,16 @@ def test_a_contradicting_size_flag_is_one_line(tmp_path, flag, message):
         assert cli._init_from_config().dropout == 0.2   # pylint: disable=protected-access
     finally:
         flags.FLAGS.unparse_flags()
+
+
+def test_a_plan_checks_the_checkpoint_before_making_data(tmp_path):
+    from bert_pretrain import phases, plans
+
+    google_checkpoint.write(str(tmp_path))
+    plan = plans.load_plan("continue-base-phase2")   # BERT-Base's size; the test checkpoint is 2 layers
+    assert plan.model == "base" and plan.phases[0].max_seq_length == 512
+    with pytest.raises(UsageError, match="^--plan: continue-base-phase2's model has num_layers 12, --init_from's "
+                                         r"bert_config.json 2; use a plan whose model is the checkpoint's size"):
+        phases.check_start(plan, str(tmp_path))
+    tiny = dataclasses.replace(plan, num_layers=2, hidden_size=32, num_heads=2)
+    assert phases.check_start(tiny, str(tmp_path)).do_lower_case
