@@ -155,9 +155,9 @@ HELP_GROUPS["export"] = [
     ("console", ["verbose"]),
 ]
 USAGE = {
-    "export": "bert-pretrain export --model_dir=DIR --export_dir=NEW_DIR --format=hf|keras_hub|tfhub:\n"
-              "a trained model (a pretraining model_dir, a plan's phase directory, an export or a google-research "
-              "BERT directory)\nfor Hugging Face, KerasHub or TF Hub.",
+    "export": "bert-pretrain export --model_dir=DIR --export_dir=NEW_DIR --format=hf|keras_hub|tfhub: a trained\n"
+              "model (a pretraining model_dir, a plan's phase directory, an export or a google-research BERT "
+              "directory)\nfor Hugging Face, KerasHub or TF Hub.",
     "finetune": "bert-pretrain finetune --task=squad1.1|classification|docstrings --init_from=MODEL_DIR "
                 "--output_dir=DIR [flags]:\nfine-tune a pretrained encoder and score it on the evaluation file.",
     "run": "bert-pretrain run [flags]: a plan from text to a trained model (data, every phase, a plot).\n"

@@ -21,7 +21,9 @@ from bert_pretrain.errors import UsageError
 from bert_pretrain.model import NSP_HEAD
 
 CHECKPOINT, CONFIG = "bert_model.ckpt", "bert_config.json"
-OPTIMIZER_SLOTS = ("adam_m", "adam_v", "global_step")   # run_pretraining.py's; not part of the model
+# Optimizer state some released checkpoints keep (run_pretraining.py's Adam slots and step, and the
+# AdamWeightDecayOptimizer variables of checkpoints continued from Google's): not part of the model.
+OPTIMIZER_SLOTS = ("adam_m", "adam_v", "global_step", "AdamWeightDecayOptimizer")
 SIZE_FLAGS = ("vocab_size", "num_layers", "hidden_size", "num_heads")
 
 
