@@ -10,7 +10,6 @@ export is written beside its destination and renamed into place when whole; an e
 destination is kept unless `overwrite`.
 """
 
-import os
 
 import tensorflow as tf
 

@@ -8,7 +8,6 @@ import os
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import bert_reference
 import google_checkpoint
