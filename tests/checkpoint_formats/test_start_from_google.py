@@ -102,3 +102,27 @@ def test_a_plan_checks_the_checkpoint_before_making_data(tmp_path):
         phases.check_start(plan, str(tmp_path))
     tiny = dataclasses.replace(plan, num_layers=2, hidden_size=32, num_heads=2)
     assert phases.check_start(tiny, str(tmp_path)).do_lower_case
+
+
+def test_a_plans_first_phase_starts_from_the_checkpoint(tmp_path):
+    from bert_pretrain import phases, plans
+
+    weights = google_checkpoint.write(str(tmp_path / "google"))
+    write_shards(str(tmp_path / "data" / "seq16"), files=1, records=16)
+    path = tmp_path / "plan.toml"
+    path.write_text('name = "continue"\nmodel = "tiny"\nnum_layers = 2\nhidden_size = 32\nnum_heads = 2\n'
+                    'dropout = 0.0\n[[phases]]\nname = "phase1"\ndata = "seq16"\nmax_seq_length = 16\n'
+                    'max_predictions_per_seq = 4\nglobal_batch_size = 8\ntrain_steps = 1\n'
+                    'learning_rate = 1e-9\nwarmup_steps = 0\n')   # one step too small to move the weights
+    phases.run_plan(plans.load_plan(str(path)), str(tmp_path / "data"), str(tmp_path / "model"),
+                    tf.distribute.get_strategy(), 0, {"steps_per_loop": 1, "checkpoint_every": 0},
+                    log=lambda line: None, init_from=str(tmp_path / "google"))
+    trained = encoder.load_pretrainer(encoder.from_directory(str(tmp_path / "model" / "phase1"), 0.0))
+    ids, mask, segments, positions = google_checkpoint.batch()
+    outputs = trained({"input_word_ids": ids, "input_mask": mask, "input_type_ids": segments,
+                       "masked_lm_positions": positions}, training=False)
+    want_mlm, want_nsp = bert_reference.pretraining_logits(weights, ids, mask, segments, positions, 2, 2)
+    np.testing.assert_allclose(outputs["mlm_logits"], want_mlm, atol=1e-4)
+    np.testing.assert_allclose(outputs["next_sentence"], want_nsp, atol=1e-4)
+    assert vocab_record.load(str(tmp_path / "model" / "phase1")).sha256 == \
+        google_research.vocab(str(tmp_path / "google")).sha256
