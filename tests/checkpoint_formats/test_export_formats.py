@@ -99,6 +99,8 @@ def test_keras_hub_preset_loads_as_kerashub_tasks_with_our_weights(tmp_path):
         exporter.export(source, target, "hf", log=lambda line: None)
     exporter.export(source, target, "hf", overwrite=True, log=lambda line: None)
     assert "model.safetensors" in os.listdir(target) and not os.path.exists(target + ".partial")
+    with pytest.raises(UsageError, match="^--export_dir: keras_hub exports are written to a local directory"):
+        exporter.export(source, "gs://bucket/preset", "keras_hub", log=lambda line: None)
 
 
 def test_export_command_end_to_end_with_tfhub_a_finetuning_start(tmp_path):
