@@ -28,8 +28,8 @@ def export(source: str, export_dir: str, fmt: str, overwrite: bool = False, log=
         raise UsageError("format", f"{fmt!r} is not one of {', '.join(FORMATS)}", "choose one of them")
     if not export_dir:
         raise UsageError("export_dir", "is required", "pass --export_dir=A_NEW_DIRECTORY")
-    if "://" in export_dir and fmt != "tfhub":   # safetensors and KerasHub's saver write local files
-        raise UsageError("export_dir", f"{fmt} exports are written to a local directory, not {export_dir}",
+    if "://" in export_dir:   # safetensors and KerasHub's saver write local files; buckets rename no directories
+        raise UsageError("export_dir", f"exports are written to a local directory, not {export_dir}",
                          "export locally, then copy the directory (gcloud storage cp -r)")
     if tf.io.gfile.exists(export_dir) and tf.io.gfile.listdir(export_dir) and not overwrite:
         raise UsageError("export_dir", f"{export_dir} is not empty",

@@ -99,7 +99,7 @@ def test_keras_hub_preset_loads_as_kerashub_tasks_with_our_weights(tmp_path):
         exporter.export(source, target, "hf", log=lambda line: None)
     exporter.export(source, target, "hf", overwrite=True, log=lambda line: None)
     assert "model.safetensors" in os.listdir(target) and not os.path.exists(target + ".partial")
-    with pytest.raises(UsageError, match="^--export_dir: keras_hub exports are written to a local directory"):
+    with pytest.raises(UsageError, match="^--export_dir: exports are written to a local directory"):
         exporter.export(source, "gs://bucket/preset", "keras_hub", log=lambda line: None)
 
 
