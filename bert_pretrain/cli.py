@@ -232,7 +232,9 @@ def _init_from_config():
     given = {name: FLAGS[name].value for name in google_research.SIZE_FLAGS}
     google_research.check_sizes(config, given)
     shape = lambda c: (c.num_layers, c.hidden_size, c.num_heads)  # noqa: E731
-    if FLAGS["preset"].present and shape(config_lib.from_preset(FLAGS.preset, 1)) != shape(config):
+    preset = config_lib.from_preset(FLAGS.preset, 1, num_layers=FLAGS.num_layers, hidden_size=FLAGS.hidden_size,
+                                    num_heads=FLAGS.num_heads)
+    if FLAGS["preset"].present and shape(preset) != shape(config):
         raise UsageError("preset", f"{FLAGS.preset} contradicts --init_from's bert_config.json ({config.num_layers} "
                          f"layers, hidden {config.hidden_size}, {config.num_heads} heads)",
                          "drop --preset: the checkpoint sets the model's size")
