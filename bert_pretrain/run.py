@@ -31,14 +31,16 @@ class RunOptions:
     micro_batch_size: int = 0      # 0: no accumulation
     phase_batch_sizes: tuple = ()  # one global batch per phase instead of the plan's
     training: dict = dataclasses.field(default_factory=dict)   # TrainConfig fields over the plan's
+    init_from: str = ""            # a google-research checkpoint directory the first phase starts from
 
 
 def ensure_data(plan, data_dir: str, corpus: str, eval_corpus: str, vocab_size: int, log,
-                training: dict | None = None) -> None:
-    """Makes every phase data set that is not complete yet, all with the first one's vocab.
+                training: dict | None = None, vocab_file: str | None = None,
+                do_lower_case: bool = True) -> None:
+    """Makes every phase data set that is not complete yet, all with the first one's vocab (or
+    with `vocab_file`, a checkpoint's, and its casing).
     A phase masked on the fly (`training`'s or the plan's masking, as `phases.phase_training`
     resolves it) gets one unmasked copy of its text instead of ten masked ones."""
-    vocab_file = None
     for phase in plan.phases:
         dynamic = phases.phase_training(plan, phase, training).get("masking", "static") != "static"
         # Held-out text is masked once (dupe_factor 1), statically: evaluation needs no repeats
@@ -62,7 +64,7 @@ def ensure_data(plan, data_dir: str, corpus: str, eval_corpus: str, vocab_size: 
             create_pretraining_data(Options(
                 input=source, output_dir=directory, vocab_file=vocab_file, vocab_size=vocab_size,
                 max_seq_length=phase.max_seq_length, max_predictions_per_seq=phase.max_predictions_per_seq,
-                masking=masking, dupe_factor=dupe_factor))
+                masking=masking, dupe_factor=dupe_factor, do_lower_case=do_lower_case))
             vocab_file = vocab_file or os.path.join(directory, VOCAB_FILENAME)
 
 
@@ -81,12 +83,15 @@ def run(options: RunOptions, make_strategy, log=print) -> list:
                              "phases", "give one global batch size per phase")
         plan = dataclasses.replace(plan, phases=tuple(
             plans.rescale(phase, size) for phase, size in zip(plan.phases, sizes)))
+    started = None
+    if options.init_from:   # checked before anything runs; its vocab makes the data
+        started = phases.check_start(plan, options.init_from)
     strategy = make_strategy()
     ensure_data(plan, data_dir, options.corpus or (DEMO_CORPUS if demo else ""),
                 options.eval_corpus or (DEMO_EVAL_CORPUS if demo else ""), options.data_vocab_size,
-                log, options.training)
+                log, options.training, *((started.vocab_file, started.do_lower_case) if started else ()))
     results = phases.run_plan(plan, data_dir, model_dir, strategy, options.micro_batch_size,
-                              options.training, log)
+                              options.training, log, init_from=options.init_from)
     if len(results) == len(plan.phases):
         picture = plot.plot_run([phases.phase_dir(model_dir, p) for p in plan.phases],
                                 [p.name for p in plan.phases],
