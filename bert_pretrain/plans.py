@@ -32,6 +32,8 @@ class Phase:
     clip_norm: float = 0.0         # global gradient norm; 0 = no clipping
     eval_data: str = ""            # held-out TFRecords relative to --data_dir; "" = no evaluation
     masking: str = ""              # static / dynamic / dynamic_whole_word; "" = the [engine] table's
+    masked_lm_prob: float = 0.15   # share of tokens masked in the training data `run` makes (static
+                                   # masking; held-out data is always masked at BERT's 0.15)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,6 +171,7 @@ def _check_phase(phase: Phase, where: str) -> None:
         (phase.decay_from, phase.decay_from in DECAY_FROM, f"decay_from must be one of {', '.join(DECAY_FROM)}"),
         (phase.clip_norm, phase.clip_norm >= 0, "clip_norm must be >= 0"),
         (phase.masking, phase.masking in ("",) + MASKINGS, f"masking must be one of {', '.join(MASKINGS)}"),
+        (phase.masked_lm_prob, 0 < phase.masked_lm_prob < 1, "masked_lm_prob must be in (0, 1)"),
     ]
     for value, ok, rule in checks:
         if not ok:

@@ -14,8 +14,10 @@ from bert_pretrain import phases, plans, plot
 from bert_pretrain.data import metadata as metadata_lib
 from bert_pretrain.data.create import VOCAB_FILENAME, Options, create_pretraining_data
 from bert_pretrain.errors import UsageError
+from bert_pretrain.masking import dynamic as dynamic_masking
 
 DEMO_CORPUS, DEMO_EVAL_CORPUS = "builtin:python-docstrings", "builtin:python-topics"   # disjoint
+HELD_OUT_MASKED_LM_PROB = 0.15   # BERT's: held-out data is scored on the same share whatever a plan trains on
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,11 +45,16 @@ def ensure_data(plan, data_dir: str, corpus: str, eval_corpus: str, vocab_size: 
     resolves it) gets one unmasked copy of its text instead of ten masked ones."""
     for phase in plan.phases:
         dynamic = phases.phase_training(plan, phase, training).get("masking", "static") != "static"
+        if dynamic and phase.masked_lm_prob != dynamic_masking.MASKED_LM_PROB:
+            raise UsageError("plan", f"{phase.name} sets masked_lm_prob {phase.masked_lm_prob}, which only "
+                             f"static data holds; masking on the fly masks {dynamic_masking.MASKED_LM_PROB}",
+                             "drop masked_lm_prob from the phase, or train it with --masking=static")
         # Held-out text is masked once (dupe_factor 1), statically: evaluation needs no repeats
         # and scores every run on the same masks.
         # dupe_factor 0: the data tool's default for the masking (10 masked copies, or 1 unmasked).
-        for subdir, source, masking, dupe_factor in ((phase.data, corpus, "none" if dynamic else "static", 0),
-                                                     (phase.eval_data, eval_corpus, "static", 1)):
+        for subdir, source, masking, dupe_factor, share in (
+                (phase.data, corpus, "none" if dynamic else "static", 0, phase.masked_lm_prob),
+                (phase.eval_data, eval_corpus, "static", 1, HELD_OUT_MASKED_LM_PROB)):
             if not subdir:
                 continue
             directory = os.path.join(data_dir, subdir)
@@ -64,7 +71,7 @@ def ensure_data(plan, data_dir: str, corpus: str, eval_corpus: str, vocab_size: 
             create_pretraining_data(Options(
                 input=source, output_dir=directory, vocab_file=vocab_file, vocab_size=vocab_size,
                 max_seq_length=phase.max_seq_length, max_predictions_per_seq=phase.max_predictions_per_seq,
-                masking=masking, dupe_factor=dupe_factor, do_lower_case=do_lower_case))
+                masked_lm_prob=share, masking=masking, dupe_factor=dupe_factor, do_lower_case=do_lower_case))
             vocab_file = vocab_file or os.path.join(directory, VOCAB_FILENAME)
 
 

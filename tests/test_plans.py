@@ -80,6 +80,8 @@ def test_a_plans_dropout_reaches_the_model(tmp_path):
     (lambda t: t.replace('name = "mine"', 'name = "mine"\ncolour = "red"'), "unknown field.*colour"),
     (lambda t: t + t[t.index("[[phases]]"):], "phase names repeat"),
     (lambda t: t.replace("= 1e-3", "= [1"), "TOML"),
+    (lambda t: t.replace("warmup_steps = 10", "warmup_steps = 10\nmasked_lm_prob = 1.5"),
+     "masked_lm_prob must be in"),
     (lambda t: t.replace('model = "tiny"', 'model = "tiny"\ndropout = 1.0'), r"dropout: 1.0 is not in \[0, 1\)"),
     (lambda t: t.replace('model = "tiny"', 'model = "tiny"\nhidden_size = 30\nnum_heads = 4'),
      "hidden_size: 30 is not a multiple of --num_heads=4"),

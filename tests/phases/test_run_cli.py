@@ -92,24 +92,38 @@ def test_data_for_masking_on_the_fly_is_one_unmasked_copy(tmp_path):
     """A phase masked in the input pipeline (the plan's masking, or the run's flag over it) gets
     unmasked training data, one copy; the others ten masked copies; held-out data is always
     masked once, so every run is scored on the same masks."""
+    import dataclasses
     import json
 
+    import pytest
+
     from bert_pretrain import plans, run
+    from bert_pretrain.errors import UsageError
 
     plan_file = tmp_path / "plan.toml"
-    plan_file.write_text(PLAN.replace('data = "seq64"', 'data = "seq64"\nmasking = "dynamic"'))
+    plan_file.write_text(PLAN.replace('data = "seq64"', 'data = "seq64"\nmasking = "dynamic"')
+                         .replace('data = "seq32"', 'data = "seq32"\nmasked_lm_prob = 0.3'))
     plan = plans.load_plan(str(plan_file))
     text, held_out = corpus(tmp_path / "a.txt", 40, 1), corpus(tmp_path / "b.txt", 10, 2)
 
     def settings(data_dir, name):
         with open(os.path.join(data_dir, name, "metadata.json")) as handle:
             made = json.load(handle)["settings"]
-        return made["masking"], made["dupe_factor"]
+        return made["masking"], made["dupe_factor"], made["masked_lm_prob"]
 
-    for training, phase1 in ((None, ("static", 10)), ({"masking": "dynamic_whole_word"}, ("none", 1))):
-        data_dir = str(tmp_path / f"data-{bool(training)}")
-        run.ensure_data(plan, data_dir, text, held_out, 120, lambda line: None, training)
-        assert settings(data_dir, "seq32") == phase1
-        assert settings(data_dir, "seq64") == ("none", 1)          # the phase's own masking
-        for name in ("seq32-eval", "seq64-eval"):
-            assert settings(data_dir, name) == ("static", 1)
+    data_dir = str(tmp_path / "data")
+    run.ensure_data(plan, data_dir, text, held_out, 120, lambda line: None)
+    assert settings(data_dir, "seq32") == ("static", 10, 0.3)       # the phase's share of masks
+    assert settings(data_dir, "seq64") == ("none", 1, 0.15)         # the phase's own masking
+    for name in ("seq32-eval", "seq64-eval"):
+        assert settings(data_dir, name) == ("static", 1, 0.15)      # held out: always BERT's share
+
+    # The run's flag over the plan: phase 1 masked on the fly too, which its share cannot be.
+    with pytest.raises(UsageError, match="phase1 sets masked_lm_prob 0.3"):
+        run.ensure_data(plan, str(tmp_path / "other"), text, held_out, 120, lambda line: None,
+                        {"masking": "dynamic_whole_word"})
+    plain = dataclasses.replace(
+        plan, phases=(dataclasses.replace(plan.phases[0], masked_lm_prob=0.15), plan.phases[1]))
+    run.ensure_data(plain, str(tmp_path / "flag"), text, held_out, 120, lambda line: None,
+                    {"masking": "dynamic_whole_word"})
+    assert settings(str(tmp_path / "flag"), "seq32") == ("none", 1, 0.15)
