@@ -18,6 +18,7 @@ setup(
         "tf-models-official==2.20.0",
         "keras>=3.10,<4",
         "keras-hub>=0.29,<0.30",   # the Keras 3 path: KerasHub's BERT trained with LAMB
+        "safetensors>=0.8,<0.9",   # export --format=hf (and KerasHub's reader of it)
         "absl-py",
         "numpy",
         "matplotlib",

@@ -1,7 +1,10 @@
-"""`bert-pretrain`: its flags and its two commands.
+"""`bert-pretrain`: its flags and its commands.
 
     bert-pretrain run [--plan=demo ...]         a whole plan: data, every phase, a plot (`run`)
     bert-pretrain train --train_files=... --model_dir=... [flags]    one phase (`job`)
+    bert-pretrain finetune --task=... --output_dir=... [flags]       one task (`finetune.tasks`)
+    bert-pretrain export --model_dir=... --export_dir=... --format=hf|keras_hub|tfhub
+                                                (`checkpoint_formats.exporter`)
 
 This module is the only one that reads these flags; below it everything takes plain arguments.
 Every usage problem (flags, data, model_dir) is found before the first step and printed as one line.
@@ -16,7 +19,8 @@ from bert_pretrain import console
 FLAGS = flags.FLAGS
 
 # ----- bert-pretrain run -----
-flags.DEFINE_string("plan", "demo", "A built-in plan (demo, paper-32k, paper-64k-32k, bert-baseline) "
+flags.DEFINE_string("plan", "demo", "A built-in plan (demo, paper-32k, paper-64k-32k, bert-baseline, "
+                    "continue-base-phase2) "
                     "or a plan .toml file.")
 flags.DEFINE_string("data_dir", "", "Phase data: <data_dir>/<phase data>/ as the plan names it "
                     "(default runs/<plan>/data).")
@@ -33,8 +37,11 @@ flags.DEFINE_list("phase_batch_sizes", [], "Global batch per phase instead of th
 # ----- bert-pretrain finetune -----
 flags.DEFINE_enum("task", None, ["squad1.1", "classification", "docstrings"], "What to fine-tune on: SQuAD v1.1 "
                   "JSON, TSV classification, or the built-in docstring task.")
-flags.DEFINE_string("init_from", "", "A pretraining --model_dir (for a plan: one phase's directory) or an "
-                    "--export_dir; empty: random initialisation (--preset, --vocab_file).")
+flags.DEFINE_string("init_from", "", "finetune: a pretraining --model_dir (for a plan: one phase's directory), "
+                    "an --export_dir or a google-research BERT directory (bert_model.ckpt, bert_config.json, "
+                    "vocab.txt); empty: random initialisation (--preset, --vocab_file). train, run: a "
+                    "google-research BERT directory a new --model_dir starts from (weights, both heads, vocab; "
+                    "its bert_config.json sets the model size); empty: random initialisation.")
 flags.DEFINE_string("output_dir", None, "Fine-tuned weights, results.json, predictions; a restart resumes here.")
 flags.DEFINE_string("train_file", "", "Training file: SQuAD JSON or TSV.")
 flags.DEFINE_string("eval_file", "", "Evaluation file: SQuAD dev JSON or TSV.")
@@ -52,7 +59,8 @@ flags.DEFINE_integer("max_query_length", None, "SQuAD: question tokens kept.")
 flags.DEFINE_string("train_files", None, "Comma-separated globs of training TFRecords (local or gs://).")
 flags.DEFINE_string("eval_files", "", "Held-out TFRecords, evaluated every --eval_every steps and at the end.")
 flags.DEFINE_string("model_dir", None, "Checkpoints, TensorBoard logs and exports; a restart resumes here "
-                    "(run: default runs/<plan>/model).")
+                    "(run: default runs/<plan>/model). export: the model to export (a model_dir, a plan's phase "
+                    "directory, an export or a google-research BERT directory).")
 flags.DEFINE_enum("preset", "base", ["tiny", "mini", "small", "medium", "base", "large"], "Model size.")
 flags.DEFINE_integer("num_layers", None, "Override the preset's layer count.")
 flags.DEFINE_integer("hidden_size", None, "Override the preset's hidden size (intermediate is 4x).")
@@ -89,8 +97,15 @@ flags.DEFINE_float("max_bad_record_fraction", 0.01, "Damaged data files are read
                    "stop when the records skipped so exceed this share of the data.")
 flags.DEFINE_integer("seed", 12345, "Initialisation, data order and dropout.")
 flags.DEFINE_float("peak_tflops", 0.0, "Peak TFLOP/s of one replica, for the MFU estimate.")
-flags.DEFINE_string("export_dir", "", "Write the encoder here at the end: Model Garden checkpoint, SavedModel, "
-                    "TF Hub encoder and preprocessing models, config and vocab (a finetune --init_from).")
+flags.DEFINE_string("export_dir", "", "train: write the encoder here at the end, as export --format=tfhub does "
+                    "(Model Garden checkpoint, SavedModel, TF Hub encoder and preprocessing models, config and "
+                    "vocab: a finetune --init_from). export: the new directory.")
+# ----- bert-pretrain export -----
+flags.DEFINE_enum("format", None, ["hf", "keras_hub", "tfhub"], "hf: Hugging Face BertForPreTraining "
+                  "(config.json, model.safetensors, vocab.txt, tokenizer_config.json); keras_hub: a KerasHub "
+                  "preset (BertBackbone, BertMaskedLM, BertTextClassifier.from_preset); tfhub: what train "
+                  "--export_dir writes.")
+flags.DEFINE_bool("overwrite", False, "Replace a non-empty --export_dir.")
 # ----- devices -----
 flags.DEFINE_enum("strategy", "default", ["default", "one_device", "mirrored", "multi_worker"],
                   "tf.distribute strategy (ignored with --tpu).")
@@ -106,13 +121,13 @@ RUN_TRAINING_FLAGS = ["steps_per_loop", "precision", "seed", "checkpoint_every",
                       "eval_every", "max_consecutive_skips", "max_bad_record_fraction", "weight_decay",
                       "peak_tflops", "masking"]
 HELP_GROUPS = {
-    "run": [("plan and data", ["plan", "data_dir", "model_dir", "corpus", "eval_corpus",
+    "run": [("plan and data", ["plan", "data_dir", "model_dir", "init_from", "corpus", "eval_corpus",
                                "data_vocab_size"]),
             ("batch", ["micro_batch_size", "phase_batch_sizes"]),
             ("training, over the plan's [engine] table", RUN_TRAINING_FLAGS),
             ("devices", DEVICE_FLAGS),
             ("console", ["verbose"])],
-    "train": [("data and model", ["train_files", "eval_files", "model_dir", "preset", "num_layers",
+    "train": [("data and model", ["train_files", "eval_files", "model_dir", "init_from", "preset", "num_layers",
                                   "hidden_size", "num_heads", "vocab_size", "dropout", "max_seq_length",
                                   "max_predictions_per_seq", "masking"]),
               ("schedule and optimizer", ["train_steps", "global_batch_size", "accumulation_steps",
@@ -135,7 +150,14 @@ HELP_GROUPS["finetune"] = [
     ("devices", DEVICE_FLAGS),
     ("console", ["verbose"]),
 ]
+HELP_GROUPS["export"] = [
+    ("what and where", ["model_dir", "export_dir", "format", "overwrite"]),
+    ("console", ["verbose"]),
+]
 USAGE = {
+    "export": "bert-pretrain export --model_dir=DIR --export_dir=NEW_DIR --format=hf|keras_hub|tfhub: a trained\n"
+              "model (a pretraining model_dir, a plan's phase directory, an export or a google-research BERT "
+              "directory)\nfor Hugging Face, KerasHub or TF Hub.",
     "finetune": "bert-pretrain finetune --task=squad1.1|classification|docstrings --init_from=MODEL_DIR "
                 "--output_dir=DIR [flags]:\nfine-tune a pretrained encoder and score it on the evaluation file.",
     "run": "bert-pretrain run [flags]: a plan from text to a trained model (data, every phase, a plot).\n"
@@ -145,7 +167,8 @@ USAGE = {
 COMMANDS_USAGE = ("usage: bert-pretrain COMMAND [flags]\n\ncommands:\n"
                   "  run       a whole plan: data, every phase, a plot (bert-pretrain run --help)\n"
                   "  train     one phase on existing TFRecords (bert-pretrain train --help)\n"
-                  "  finetune  fine-tune and score a pretrained encoder (bert-pretrain finetune --help)\n")
+                  "  finetune  fine-tune and score a pretrained encoder (bert-pretrain finetune --help)\n"
+                  "  export    a trained model for Hugging Face, KerasHub or TF Hub (bert-pretrain export --help)\n")
 
 
 def make_strategy():
@@ -184,18 +207,38 @@ def build_trainer():
             raise UsageError(name, "is required", f"pass --{name}=...")
     sizes = dict(num_layers=FLAGS.num_layers, hidden_size=FLAGS.hidden_size, num_heads=FLAGS.num_heads)
     config_lib.from_preset(FLAGS.preset, 1, FLAGS.dropout, **sizes)   # bad sizes: one line, before anything runs
+    started = _init_from_config() if FLAGS.init_from else None
     strategy = make_strategy()
     train_data = job_lib.data_from_globs(FLAGS.train_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq,
                               "train_files")
     eval_data = (job_lib.data_from_globs(FLAGS.eval_files, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq,
                               "eval_files") if FLAGS.eval_files else None)
     vocab_size = FLAGS.vocab_size or train_data.vocab_size
-    if not vocab_size:
+    if not vocab_size and not started:
         raise UsageError("vocab_size", "the data has no metadata.json to take it from", "pass --vocab_size")
-    model_config = config_lib.from_preset(FLAGS.preset, vocab_size, FLAGS.dropout, **sizes)
+    model_config = started or config_lib.from_preset(FLAGS.preset, vocab_size, FLAGS.dropout, **sizes)
     job = job_lib.Job(model_config, train_config_from_flags(), FLAGS.model_dir, train_data, eval_data,
-                      data_flag="train_files", eval_flag="eval_files")
+                      data_flag="train_files", eval_flag="eval_files", init_from=FLAGS.init_from)
     return job_lib.build_trainer(job, strategy), job
+
+
+def _init_from_config():
+    """The model of --init_from's google-research checkpoint; a size flag given must agree with it."""
+    from bert_pretrain import config as config_lib
+    from bert_pretrain.checkpoint_formats import google_research
+    from bert_pretrain.errors import UsageError
+
+    config = google_research.model_config(FLAGS.init_from, FLAGS.dropout)
+    given = {name: FLAGS[name].value for name in google_research.SIZE_FLAGS}
+    google_research.check_sizes(config, given)
+    shape = lambda c: (c.num_layers, c.hidden_size, c.num_heads)  # noqa: E731
+    preset = config_lib.from_preset(FLAGS.preset, 1, num_layers=FLAGS.num_layers, hidden_size=FLAGS.hidden_size,
+                                    num_heads=FLAGS.num_heads)
+    if FLAGS["preset"].present and shape(preset) != shape(config):
+        raise UsageError("preset", f"{FLAGS.preset} contradicts --init_from's bert_config.json ({config.num_layers} "
+                         f"layers, hidden {config.hidden_size}, {config.num_heads} heads)",
+                         "drop --preset: the checkpoint sets the model's size")
+    return config
 
 
 def train() -> dict:
@@ -218,7 +261,8 @@ def run() -> list:
         plan=FLAGS.plan, data_dir=FLAGS.data_dir, model_dir=FLAGS.model_dir or "", corpus=FLAGS.corpus,
         eval_corpus=FLAGS.eval_corpus, data_vocab_size=FLAGS.data_vocab_size,
         micro_batch_size=FLAGS.micro_batch_size,
-        phase_batch_sizes=tuple(FLAGS.phase_batch_sizes), training=training), make_strategy)
+        phase_batch_sizes=tuple(FLAGS.phase_batch_sizes), training=training, init_from=FLAGS.init_from),
+        make_strategy)
 
 
 def finetune() -> dict:
@@ -259,6 +303,17 @@ def finetune() -> dict:
     return tasks.finetune(options, make_strategy())
 
 
+def export() -> str:
+    """`bert-pretrain export`: a trained model in the format the next tool reads."""
+    from bert_pretrain.checkpoint_formats import exporter
+    from bert_pretrain.errors import UsageError
+
+    for name in ("model_dir", "export_dir", "format"):
+        if not FLAGS[name].value:
+            raise UsageError(name, "is required", "see bert-pretrain export --help")
+    return exporter.export(FLAGS.model_dir, FLAGS.export_dir, FLAGS.format, FLAGS.overwrite)
+
+
 def _shown_defaults(command: str) -> dict:
     """finetune's recipe flags default to the task's recipe, not to the values train shares."""
     if command != "finetune":
@@ -269,7 +324,7 @@ def _shown_defaults(command: str) -> dict:
         "optimizer": "adamw, BERT's fine-tuning optimizer"}
 
 
-COMMANDS = {"train": train, "run": run, "finetune": finetune}
+COMMANDS = {"train": train, "run": run, "finetune": finetune, "export": export}
 
 
 def _main(argv):

@@ -1,4 +1,5 @@
-"""The trained encoder for others to use, in `--export_dir`:
+"""The trained encoder for others to use, in `--export_dir` (`bert-pretrain export --format=tfhub`,
+or `train --export_dir` at the end of training):
 
 - `pretrainer`: a Model Garden checkpoint (`encoder`, `masked_lm`, `next_sentence.pooler_dense`):
   what Model Garden's fine-tuning tasks restore as `init_checkpoint`;
@@ -10,12 +11,13 @@
 - `bert_config.json`, `vocab.txt`, `vocab.json`: so the directory is a `finetune --init_from`.
 """
 
+import json
 import os
 import tempfile
 
 import tensorflow as tf
 
-from bert_pretrain import vocab_record
+from bert_pretrain import atomic, vocab_record
 from bert_pretrain.config import MAX_POSITION, TYPE_VOCAB_SIZE, ModelConfig
 from bert_pretrain.trainer import CONFIG_FILE
 
@@ -23,16 +25,19 @@ HUB_SEQ_LENGTH = 128   # the preprocessing model's default output length
 PRETRAINER_CHECKPOINT = "pretrainer"
 
 
-def export(model, model_config: ModelConfig, model_dir: str, export_dir: str, log=print) -> None:
-    """`model`: the trained BertPretrainerV2; `model_dir`: where it trained (config and vocab)."""
+def export(model, model_config: ModelConfig, model_dir: str, export_dir: str, log=print,
+           record: vocab_record.VocabRecord | None = None) -> None:
+    """`model`: the trained BertPretrainerV2; `model_dir`: where it trained (its vocab record,
+    unless `record` is given)."""
     tf.io.gfile.makedirs(export_dir)
     checkpoint = tf.train.Checkpoint(**model.checkpoint_items)
     checkpoint.write(os.path.join(export_dir, PRETRAINER_CHECKPOINT))
     _encoder_savedmodel(model.encoder_network, os.path.join(export_dir, "encoder_savedmodel"))
-    for name in (CONFIG_FILE, vocab_record.VOCAB_FILE, vocab_record.RECORD_FILE):
-        if tf.io.gfile.exists(os.path.join(model_dir, name)):
-            tf.io.gfile.copy(os.path.join(model_dir, name), os.path.join(export_dir, name), overwrite=True)
-    record = vocab_record.load(model_dir)
+    atomic.write_text(os.path.join(export_dir, CONFIG_FILE),
+                      json.dumps(model_config.to_dict(), indent=1, sort_keys=True) + "\n")
+    record = record or vocab_record.load(model_dir)
+    if record is not None:
+        vocab_record.save_record(export_dir, record)
     if record is None:
         log(f"export: no vocab beside {model_dir}'s checkpoints; TF Hub models not written")
         return

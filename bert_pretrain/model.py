@@ -6,6 +6,7 @@ that micro-batches, replicas and accumulation steps add up to exactly the loss o
 
 import tensorflow as tf
 import tf_keras
+from official.modeling import tf_utils
 from official.nlp.modeling import layers, models, networks
 
 from bert_pretrain.config import MAX_POSITION, TYPE_VOCAB_SIZE, ModelConfig
@@ -15,7 +16,9 @@ SUM_KEYS = ("mlm_loss", "mlm_correct", "mlm_weight", "nsp_loss", "nsp_correct", 
 
 
 def build_pretrainer(config: ModelConfig) -> tf_keras.Model:
-    """BertPretrainerV2 with an MLM head and a 2-way next-sentence head on [CLS]."""
+    """BertPretrainerV2 with an MLM head and a 2-way next-sentence head on [CLS]. The MLM head's
+    transform has BERT's GELU (google-research's `cls/predictions/transform`, Model Garden's
+    `mlm_activation="gelu"` default in its BERT configs); the pretrainer's own default is none."""
     initializer = tf_keras.initializers.TruncatedNormal(stddev=0.02)
     encoder = networks.BertEncoderV2(
         vocab_size=config.vocab_size, hidden_size=config.hidden_size, num_layers=config.num_layers,
@@ -25,7 +28,7 @@ def build_pretrainer(config: ModelConfig) -> tf_keras.Model:
     nsp = layers.ClassificationHead(inner_dim=config.hidden_size, num_classes=2,
                                     dropout_rate=config.dropout, initializer=initializer, name=NSP_HEAD)
     return models.BertPretrainerV2(encoder_network=encoder, mlm_initializer=initializer,
-                                   classification_heads=[nsp])
+                                   mlm_activation=tf_utils.get_activation("gelu"), classification_heads=[nsp])
 
 
 def model_inputs(features: dict) -> dict:

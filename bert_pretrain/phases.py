@@ -15,6 +15,7 @@ import tensorflow as tf
 from bert_pretrain import atomic, plans
 from bert_pretrain import config as config_lib
 from bert_pretrain import job as job_lib
+from bert_pretrain.checkpoint_formats import google_research
 from bert_pretrain.config import TrainConfig
 from bert_pretrain.errors import UsageError
 from bert_pretrain.trainer import Trainer
@@ -32,10 +33,24 @@ def _data(data_dir: str, subdir: str, phase: plans.Phase):
                         phase.max_predictions_per_seq, "data_dir")
 
 
-def _model_config(plan: plans.Plan, vocab_size: int) -> config_lib.ModelConfig:
-    return config_lib.from_preset(plan.model, vocab_size, plan.dropout, num_layers=plan.num_layers or None,
-                                  hidden_size=plan.hidden_size or None,
-                                  num_heads=plan.num_heads or None)
+def _model_config(plan: plans.Plan, vocab_size: int, init_from: str = "") -> config_lib.ModelConfig:
+    """The plan's model; with `init_from` (a google-research checkpoint) the checkpoint's, which the
+    plan's sizes must agree with."""
+    planned = config_lib.from_preset(plan.model, vocab_size, plan.dropout, num_layers=plan.num_layers or None,
+                                     hidden_size=plan.hidden_size or None, num_heads=plan.num_heads or None)
+    if not init_from:
+        return planned
+    config = google_research.model_config(init_from, plan.dropout)
+    google_research.check_sizes(config, planned.to_dict(), plan=plan.name)
+    return config
+
+
+def check_start(plan: plans.Plan, init_from: str):
+    """Before any data is made: the google-research checkpoint the plan starts from fits the plan;
+    returns its vocab record (the data must be made with that vocab)."""
+    record = google_research.vocab(init_from)
+    _model_config(plan, record.size, init_from)
+    return record
 
 
 def _mark_done(directory: str, result: dict) -> None:
@@ -54,11 +69,12 @@ def _start_from(trainer: Trainer, checkpoint: str, carry_optimizer_state: bool) 
 
 
 def run_plan(plan: plans.Plan, data_dir: str, model_dir: str, strategy, micro_batch_size: int,
-             training: dict | None = None, log=print) -> list:
+             training: dict | None = None, log=print, init_from: str = "") -> list:
     """Trains every phase not yet done; returns each phase's final metrics. `training` holds
     TrainConfig fields a phase does not set (steps_per_loop, precision, seed, ...), over the plan's
     [engine] table; micro_batch_size 0 means no accumulation. Returns early (preemption) when a
-    phase stops before its last step."""
+    phase stops before its last step. `init_from`: a google-research checkpoint the first phase
+    starts from."""
     replicas = strategy.num_replicas_in_sync
     fitted = [plans.fit(phase, replicas, micro_batch_size or phase.global_batch_size // replicas)
               for phase in plan.phases]
@@ -70,7 +86,7 @@ def run_plan(plan: plans.Plan, data_dir: str, model_dir: str, strategy, micro_ba
         raise UsageError("data_dir", f"the phases' metadata.json give vocab sizes {vocab_sizes}",
                          "make every phase's data with the same vocab (bert-pretrain-data "
                          "--vocab_file)")
-    model_config = _model_config(plan, vocab_sizes.pop())
+    model_config = _model_config(plan, vocab_sizes.pop(), init_from)
     results, previous = [], None
     for fit, train_spec in zip(fitted, train_data):
         phase = fit.phase
@@ -88,8 +104,9 @@ def run_plan(plan: plans.Plan, data_dir: str, model_dir: str, strategy, micro_ba
             learning_rate=phase.learning_rate, warmup_steps=phase.warmup_steps,
             decay_power=phase.decay_power, decay_from=phase.decay_from, clip_norm=phase.clip_norm,
             accumulation_steps=fit.accumulation_steps, **phase_training(plan, phase, training))
-        trainer = job_lib.build_trainer(job_lib.Job(model_config, train_config, directory, train_spec,
-                                                    eval_spec, "data_dir", "data_dir"), strategy)
+        first = fit is fitted[0]
+        trainer = job_lib.build_trainer(job_lib.Job(model_config, train_config, directory, train_spec, eval_spec,
+                                                    "data_dir", "data_dir", init_from if first else ""), strategy)
         if previous and not trainer.manager.latest_checkpoint:
             log(f"{phase.name}: starting from {previous}")
             _start_from(trainer, previous, plan.carry_optimizer_state)

@@ -31,15 +31,23 @@ class RunOptions:
     micro_batch_size: int = 0      # 0: no accumulation
     phase_batch_sizes: tuple = ()  # one global batch per phase instead of the plan's
     training: dict = dataclasses.field(default_factory=dict)   # TrainConfig fields over the plan's
+    init_from: str = ""            # a google-research checkpoint directory the first phase starts from
 
 
-def ensure_data(plan, data_dir: str, corpus: str, eval_corpus: str, vocab_size: int, log) -> None:
-    """Makes every phase data set that is not complete yet, all with the first one's vocab."""
-    vocab_file = None
+def ensure_data(plan, data_dir: str, corpus: str, eval_corpus: str, vocab_size: int, log,
+                training: dict | None = None, vocab_file: str | None = None,
+                do_lower_case: bool = True) -> None:
+    """Makes every phase data set that is not complete yet, all with the first one's vocab (or
+    with `vocab_file`, a checkpoint's, and its casing).
+    A phase masked on the fly (`training`'s or the plan's masking, as `phases.phase_training`
+    resolves it) gets one unmasked copy of its text instead of ten masked ones."""
     for phase in plan.phases:
-        # Held-out text is masked once (dupe_factor 1): evaluation needs no repeats.
-        for subdir, source, dupe_factor in ((phase.data, corpus, 10),
-                                            (phase.eval_data, eval_corpus, 1)):
+        dynamic = phases.phase_training(plan, phase, training).get("masking", "static") != "static"
+        # Held-out text is masked once (dupe_factor 1), statically: evaluation needs no repeats
+        # and scores every run on the same masks.
+        # dupe_factor 0: the data tool's default for the masking (10 masked copies, or 1 unmasked).
+        for subdir, source, masking, dupe_factor in ((phase.data, corpus, "none" if dynamic else "static", 0),
+                                                     (phase.eval_data, eval_corpus, "static", 1)):
             if not subdir:
                 continue
             directory = os.path.join(data_dir, subdir)
@@ -51,11 +59,12 @@ def ensure_data(plan, data_dir: str, corpus: str, eval_corpus: str, vocab_size: 
                 raise UsageError("corpus", f"{directory} holds no finished data",
                                  "pass --corpus (and --eval_corpus) to make it, or --data_dir "
                                  "pointing at data made by bert-pretrain-data")
-            log(f"making {directory} from {source} (length {phase.max_seq_length})")
+            log(f"making {directory} from {source} (length {phase.max_seq_length}"
+                + (", unmasked: masked as it is read)" if masking == "none" else ")"))
             create_pretraining_data(Options(
                 input=source, output_dir=directory, vocab_file=vocab_file, vocab_size=vocab_size,
-                max_seq_length=phase.max_seq_length,
-                max_predictions_per_seq=phase.max_predictions_per_seq, dupe_factor=dupe_factor))
+                max_seq_length=phase.max_seq_length, max_predictions_per_seq=phase.max_predictions_per_seq,
+                masking=masking, dupe_factor=dupe_factor, do_lower_case=do_lower_case))
             vocab_file = vocab_file or os.path.join(directory, VOCAB_FILENAME)
 
 
@@ -74,12 +83,15 @@ def run(options: RunOptions, make_strategy, log=print) -> list:
                              "phases", "give one global batch size per phase")
         plan = dataclasses.replace(plan, phases=tuple(
             plans.rescale(phase, size) for phase, size in zip(plan.phases, sizes)))
+    started = None
+    if options.init_from:   # checked before anything runs; its vocab makes the data
+        started = phases.check_start(plan, options.init_from)
     strategy = make_strategy()
     ensure_data(plan, data_dir, options.corpus or (DEMO_CORPUS if demo else ""),
                 options.eval_corpus or (DEMO_EVAL_CORPUS if demo else ""), options.data_vocab_size,
-                log)
+                log, options.training, *((started.vocab_file, started.do_lower_case) if started else ()))
     results = phases.run_plan(plan, data_dir, model_dir, strategy, options.micro_batch_size,
-                              options.training, log)
+                              options.training, log, init_from=options.init_from)
     if len(results) == len(plan.phases):
         picture = plot.plot_run([phases.phase_dir(model_dir, p) for p in plan.phases],
                                 [p.name for p in plan.phases],

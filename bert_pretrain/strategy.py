@@ -1,5 +1,7 @@
 """Choosing the tf.distribute strategy from flags, before any variable exists."""
 
+import time
+
 import tensorflow as tf
 
 from bert_pretrain.errors import UsageError
@@ -56,8 +58,10 @@ def tpu_strategy(tpu: str, zone: str = "", project: str = "") -> tf.distribute.T
 def _wait_until_healthy(tpu: str, zone: str, project: str) -> None:
     """Asks the Cloud TPU API (cloud-tpu-client, which TPUClusterResolver also uses for names) for the
     TPU's state: a preempted slice is one line saying how to recreate it; a slice still coming up is
-    waited for. Zone and project are required: the client would otherwise ask the metadata server,
-    which exists only on Google Cloud VMs."""
+    waited for. READY counts as healthy when its `health` is HEALTHY or not filled in (the API leaves
+    it out on slices it does not check), so a slice that never reports health is not waited on.
+    Zone and project are required: scripts/tpu.py passes both, so the training process uses what the
+    tool printed rather than what the client would ask the VM's metadata server for."""
     for flag, value in (("tpu_zone", zone), ("tpu_project", project)):
         if not value:
             raise UsageError(flag, f"is required with --tpu={tpu}", f"pass --{flag}=... (scripts/tpu.py passes it)")
@@ -66,11 +70,20 @@ def _wait_until_healthy(tpu: str, zone: str, project: str) -> None:
     except ImportError:
         raise UsageError("tpu", f"a TPU name ({tpu}) needs cloud-tpu-client", "pip install 'lamb-tf[tpu]'") from None
     client = cloud_tpu_client.Client(tpu=tpu, zone=zone, project=project)
-    state = client.state()
-    if not client.recoverable():
-        raise UsageError("tpu", f"TPU {tpu!r} is {state}", "recreate it (python scripts/tpu.py recover ...); "
-                         "training resumes from the last checkpoint")
-    client.wait_for_healthy(timeout_s=HEALTH_TIMEOUT_S, interval=HEALTH_INTERVAL_S)
+    deadline = time.monotonic() + HEALTH_TIMEOUT_S
+    while True:
+        # One API read a poll (state() and health() would each read again, and could disagree); the
+        # private call is the one both use in the pinned cloud-tpu-client 0.7.
+        node = client._fetch_cloud_tpu_metadata()  # pylint: disable=protected-access
+        state, health = node.get("state"), node.get("health")
+        if state in ("PREEMPTED", "TERMINATED"):
+            raise UsageError("tpu", f"TPU {tpu!r} is {state}", "recreate it (python scripts/tpu.py recover ...); "
+                             "training resumes from the last checkpoint")
+        if state == "READY" and health in (None, "", "HEALTHY", "HEALTH_UNSPECIFIED"):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"TPU {tpu!r} is {state} with health {health or 'unset'} after {HEALTH_TIMEOUT_S} s")
+        time.sleep(HEALTH_INTERVAL_S)
 
 
 def _local_devices() -> list[str]:

@@ -40,11 +40,16 @@ def save(model_dir: str, data: Metadata, flag: str = "train_files") -> None:
             raise UsageError(flag, f"the data's vocab ({data.vocab_file}) is not the one {model_dir} was "
                              f"trained with ({existing.vocab_file})", "use data made with that vocab, or a new --model_dir")
         return
+    save_record(model_dir, VocabRecord(data.vocab_file, data.vocab_sha256, data.vocab_size, data.do_lower_case))
+
+
+def save_record(model_dir: str, record: VocabRecord) -> None:
+    """Copies record's vocab into model_dir with its record (a checkpoint's own vocab, say)."""
     tf.io.gfile.makedirs(model_dir)
     with atomic.replacing(os.path.join(model_dir, VOCAB_FILE)) as temporary:
-        tf.io.gfile.copy(data.vocab_file, temporary, overwrite=True)
-    record = {"sha256": data.vocab_sha256, "size": data.vocab_size, "do_lower_case": data.do_lower_case}
-    atomic.write_text(os.path.join(model_dir, RECORD_FILE), json.dumps(record, indent=1, sort_keys=True) + "\n")
+        tf.io.gfile.copy(record.vocab_file, temporary, overwrite=True)
+    saved = {"sha256": record.sha256, "size": record.size, "do_lower_case": record.do_lower_case}
+    atomic.write_text(os.path.join(model_dir, RECORD_FILE), json.dumps(saved, indent=1, sort_keys=True) + "\n")
 
 
 def load(model_dir: str) -> VocabRecord | None:

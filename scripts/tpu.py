@@ -1,20 +1,27 @@
 """Pretrain BERT on a Cloud TPU slice: `python scripts/tpu.py ACTION --name=... --zone=... [flags] [-- TRAIN_FLAGS]`.
 
 Actions, each a sequence of gcloud commands (bert_pretrain/cloud_tpu.py builds them):
-  create   TPU VM with the generation's base image (or --queued resource, waiting until ACTIVE);
-           --spot for the spot tier; a slice TensorFlow cannot train on is refused before anything runs
-  install  this package, tensorflow-tpu, libtpu and cloud-tpu-client on every worker, versions from
-           constraints.txt
-  runtime  several hosts only: the TPU runtime server on every worker (port 8470)
-  launch   `bert-pretrain run` on worker 0, detached, logging to a file: --tpu=local on one host,
-           --tpu=NAME on several (the one process drives every host's chips)
+  create   TPU VM with the generation's base image (or --queued resource, waiting until ACTIVE), the
+           --service_account and --scopes; --spot for the spot tier; a slice and runtime that follow no
+           documented Google recipe for TensorFlow are refused before anything runs
+  check    pre-flight, from worker 0 and the last worker: the data lists at least one non-empty
+           .tfrecord file per host in each directory, a test object can be written and deleted under
+           --model_dir, and (several hosts) the TPU can be looked up by name; one line per failure
+  install  this package, tensorflow-tpu, libtpu (--libtpu) and cloud-tpu-client on every worker,
+           versions from constraints.txt
+  runtime  several hosts only: the StreamExecutor TPU runtime server on every worker (port 8470)
+  launch   `bert-pretrain run` on worker 0, detached, logging to a file: --tpu=local on one host (PJRT
+           environment unless --tpu_runtime=se), --tpu=NAME on several (one process drives every host)
   logs     stream worker 0's log until training ends
   status   print the slice's state
-  watch    stream logs; on preemption recover and go on; exit with training's exit status
-  recover  if the slice was preempted (or --force): delete, create, install, runtime, launch; training
+  watch    stream logs (each line once); on preemption recover; when training died without an exit
+           status on a READY slice (a maintenance reboot), restart the runtime servers and relaunch;
+           exit with training's exit status
+  recover  if the slice was preempted (or --force): delete, create, install, runtime, launch; if it is
+           READY but training died without an exit status: restart the runtime servers, launch; training
            resumes from the last checkpoint in --model_dir
   delete   delete the slice (the queued resource too)
-  up       create, install, runtime, launch, watch
+  up       create, check (stops with the delete command on a failure), install, runtime, launch, watch
 
 Flags after `--` go to `bert-pretrain run`, before the flags this tool sets itself (which therefore
 win). --dry_run prints the gcloud commands, one per line and shell-quoted, instead of running them.
@@ -35,7 +42,7 @@ from bert_pretrain import cloud_tpu  # noqa: E402  pylint: disable=wrong-import-
 from bert_pretrain.cloud_tpu import check  # noqa: E402  pylint: disable=wrong-import-position
 from bert_pretrain.errors import UsageError  # noqa: E402  pylint: disable=wrong-import-position
 
-ACTIONS = ("create", "install", "runtime", "launch", "logs", "status", "watch", "recover", "delete", "up")
+ACTIONS = ("create", "check", "install", "runtime", "launch", "logs", "status", "watch", "recover", "delete", "up")
 # Training flags this tool sets itself, and absl's ways of reading flags from elsewhere.
 RESERVED = ("plan", "data_dir", "model_dir", "tpu", "tpu_zone", "tpu_project", "flagfile", "undefok")
 CONSTRAINTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "constraints.txt")
@@ -48,6 +55,15 @@ flags.DEFINE_string("accelerator_type", "", "Slice type, e.g. v4-8 (one host), v
 flags.DEFINE_string("runtime_version", "", "TPU software version; default: the generation's base image "
                     "(tpu-ubuntu2204-base for v2-v4, v2-alpha-tpuv5 for v5p, v2-alpha-tpuv5-lite for v5e, "
                     "v2-alpha-tpuv6e for v6e).")
+flags.DEFINE_enum("tpu_runtime", "", ["", "pjrt", "se"], "TPU runtime: pjrt or se (StreamExecutor); default "
+                  "PJRT on one host (the only runtime Google documents for TensorFlow on v5e/v5p/v6e), "
+                  "StreamExecutor on a v2-v4 pod (the wheel's runtime server).")
+flags.DEFINE_string("libtpu", "", "libtpu version to install instead of constraints.txt's pin (0.0.20), e.g. "
+                    "0.0.19 when the TPU does not initialise (docs/cloud_tpu.md).")
+flags.DEFINE_string("service_account", "", "Service account of the TPU VMs; default: the project's Compute "
+                    "Engine default service account.")
+flags.DEFINE_string("scopes", "cloud-platform", "Access scopes of the TPU VMs (comma-separated); "
+                    "cloud-platform leaves access to IAM roles alone.")
 flags.DEFINE_bool("spot", False, "Spot tier: cheaper, can be preempted.")
 flags.DEFINE_bool("queued", False, "Create through a queued resource and wait until it is ACTIVE.")
 flags.DEFINE_string("package", "", "What to pip install: a requirement (lamb-tf==0.1.0) or a gs:// wheel.")
@@ -84,6 +100,20 @@ class Runner:
         if status and check_status:
             raise Failed(f"{shlex.join(argv[:5])} exited with status {status}")
         return status
+
+    def stream(self, argv: list[str]) -> int:
+        """Runs `argv`, copying its output lines to stdout; returns how many there were."""
+        if self.dry_run:
+            print(shlex.join(argv), flush=True)
+            return 0
+        print(f"+ {shlex.join(argv)}", file=sys.stderr, flush=True)
+        count = 0
+        with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as process:
+            for line in process.stdout:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+                count += 1
+        return count
 
     def output(self, argv: list[str]) -> tuple[int, str, str]:
         if self.dry_run:
@@ -122,26 +152,47 @@ class Controller:
             _note(f"{self.tpu.name} is {state}; waiting")
             time.sleep(FLAGS.poll_s)
 
+    def check(self) -> list[str]:
+        """The pre-flight check from worker 0 and the last worker; prints and returns one line per failure."""
+        tpu = self.tpu
+        command = cloud_tpu.preflight_command(FLAGS.data_dir, FLAGS.model_dir, tpu if tpu.hosts > 1 else None)
+        found: dict[str, list[str]] = {}   # a failure, with its worker as {}, -> the workers it happened on
+        for worker in dict.fromkeys(["0", str(tpu.hosts - 1)]):
+            _, out, err = self.runner.output(tpu.ssh(command, worker=worker))
+            if not self.runner.dry_run:
+                for line in cloud_tpu.preflight_failures(out + err, worker, tpu, FLAGS.data_dir, FLAGS.model_dir,
+                                                         tpu.service_account):
+                    found.setdefault(line.replace(f"worker {worker}", "{}", 1), []).append(worker)
+        failures = [line.replace("{}", ("worker " if len(on) == 1 else "workers ") + " and ".join(on), 1)
+                    for line, on in found.items()]
+        for line in failures:
+            _note(f"check: {line}")
+        if not failures and not self.runner.dry_run:
+            _note(f"check: {tpu.name} can read the data, write to --model_dir"
+                  + (" and look itself up" if tpu.hosts > 1 else ""))
+        return failures
+
     def install(self) -> None:
         with open(CONSTRAINTS, encoding="utf-8") as handle:
-            constraints = handle.read()
+            constraints = cloud_tpu.with_libtpu(handle.read(), FLAGS.libtpu)
         self.runner.run(self.tpu.ssh(cloud_tpu.install_command(self.package, constraints)))
 
-    def runtime(self) -> None:
+    def runtime(self, restart: bool = False) -> None:
         """The TPU runtime server on every worker of a multi-host slice; one host needs none."""
         if self.tpu.hosts > 1:
-            self.runner.run(self.tpu.ssh(cloud_tpu.runtime_command()))
+            self.runner.run(self.tpu.ssh(cloud_tpu.runtime_command(restart=restart)))
         else:
-            _note(f"{self.tpu.accelerator_type} is one host: training uses its chips directly, no runtime server")
+            _note(f"{self.tpu.accelerator_type} is one host: training runs the TPU runtime "
+                  f"({self.tpu.tpu_runtime}) in its own process, no runtime server")
 
     def launch(self) -> None:
         """One training process, on worker 0, for the whole slice."""
         self.runner.run(self.tpu.ssh(cloud_tpu.launch_command(
             FLAGS.plan, FLAGS.data_dir, FLAGS.model_dir, self.tpu.tpu_flags(), self.extra, FLAGS.log_uri,
-            self.tpu.name), worker="0"))
+            self.tpu.name, env=self.tpu.runtime_env()), worker="0"))
 
-    def logs(self) -> None:
-        self.runner.run(self.tpu.ssh(cloud_tpu.LOGS_COMMAND, worker="0"), check_status=False)
+    def logs(self, first_line: int = 1) -> int:
+        return self.runner.stream(self.tpu.ssh(cloud_tpu.logs_command(first_line), worker="0"))
 
     def status(self) -> None:
         state = self.state()
@@ -152,9 +203,13 @@ class Controller:
         self.runner.run(self.tpu.delete())
 
     def recover(self) -> None:
-        """Recreates the slice if it is dead (a dry run assumes so) and starts training again."""
+        """Recreates the slice if it is dead (a dry run assumes so) and starts training again; on a
+        READY slice whose training died without an exit status, relaunches in place."""
         state = self.state()
         if not (self.runner.dry_run or self.tpu.dead(state) or FLAGS.force):
+            if self.tpu.ready(state) and self.training() == "gone":
+                self.relaunch()
+                return
             _note(f"{self.tpu.name} is {state}: nothing to do (--force recreates it anyway)")
             return
         if state != cloud_tpu.MISSING:
@@ -164,27 +219,52 @@ class Controller:
         self.runtime()
         self.launch()
 
+    def relaunch(self) -> None:
+        """After a maintenance reboot (or a killed process): the runtime servers restarted on every
+        worker first, then training launched again; it resumes from the last checkpoint."""
+        self.runtime(restart=True)
+        self.launch()
+
+    def training(self) -> str:
+        """Worker 0's training: its exit status, `running`, or `gone` (died without one)."""
+        _, out, _ = self.runner.output(self.tpu.ssh(cloud_tpu.EXIT_STATUS_COMMAND, worker="0"))
+        return (out.split() or ["running"])[-1]
+
     def watch(self) -> int:
-        for _ in range(FLAGS.max_recoveries + 1):
-            while True:
-                self.logs()
-                if self.runner.dry_run:
-                    return 0
-                state = self.state()
-                if self.tpu.dead(state):
-                    break
-                if self.tpu.ready(state):
-                    _, out, _ = self.runner.output(self.tpu.ssh(cloud_tpu.EXIT_STATUS_COMMAND, worker="0"))
-                    if out.split() and out.split()[-1].isdigit():
-                        _note(f"training ended with exit status {out.split()[-1]}")
-                        return int(out.split()[-1])
+        """Follows training to its end, recovering from preemption (recreate) and from a training
+        process that died without an exit status on a READY slice (runtime servers restarted on every
+        worker, then training relaunched; the log is kept, and lines already shown are not shown again)."""
+        shown, recoveries = 0, 0
+        while True:
+            shown += self.logs(shown + 1)
+            if self.runner.dry_run:
+                return 0
+            state = self.state()
+            training = self.training() if self.tpu.ready(state) else ""
+            if self.tpu.dead(state):
+                why, recreate = f"{self.tpu.name} is {state}", True
+            elif training == "gone":
+                why, recreate = "training on worker 0 died without an exit status (a maintenance reboot?)", False
+            elif training.isdigit():
+                _note(f"training ended with exit status {training}")
+                return int(training)
+            else:
                 time.sleep(FLAGS.poll_s)  # Still running (the ssh session dropped) or not ready yet.
-            _note(f"{self.tpu.name} is {state}; recovering")
-            self.recover()
-        raise Failed(f"{self.tpu.name} was preempted more than --max_recoveries={FLAGS.max_recoveries} times")
+                continue
+            if recoveries == FLAGS.max_recoveries:
+                raise Failed(f"{why}, after --max_recoveries={FLAGS.max_recoveries} recoveries; giving up")
+            recoveries += 1
+            _note(f"{why}; recovering")
+            if recreate:
+                self.recover()
+                shown = 0   # a new VM, a new log
+            else:
+                self.relaunch()
 
     def up(self) -> int:
         self.create()
+        if self.check() and not self.runner.dry_run:
+            raise Failed(f"stopped before install; the slice bills until deleted: {shlex.join(self.tpu.delete())}")
         self.install()
         self.runtime()
         self.launch()
@@ -213,6 +293,8 @@ def _check_train_flags(extra: list[str]) -> None:
 def _validated(action: str, extra: list[str]) -> Controller:
     """Checks every flag that has a value, and that the action has the values it needs."""
     needs = {"name", "zone"}
+    if action == "check":
+        needs.update(("accelerator_type", "data_dir", "model_dir"))
     if action in ("create", "runtime", "launch", "watch", "recover", "up"):   # watch may recover
         needs.add("accelerator_type")
     if action in ("install", "watch", "recover", "up") and not FLAGS.package:
@@ -221,7 +303,8 @@ def _validated(action: str, extra: list[str]) -> Controller:
         needs.update(("plan", "data_dir", "model_dir"))
     kinds = {"name": "tpu_name", "zone": "zone", "project": "project", "accelerator_type": "accelerator_type",
              "runtime_version": "runtime_version", "git_url": "git_url", "git_ref": "git_ref", "plan": "plan",
-             "data_dir": "gs_uri", "model_dir": "gs_uri", "log_uri": "gs_uri"}
+             "data_dir": "gs_uri", "model_dir": "gs_uri", "log_uri": "gs_uri", "service_account": "service_account",
+             "scopes": "scopes", "libtpu": "libtpu"}
     for flag, kind in kinds.items():
         if FLAGS[flag].value:
             check(flag, FLAGS[flag].value, kind)
@@ -232,11 +315,13 @@ def _validated(action: str, extra: list[str]) -> Controller:
     _check_train_flags(extra)
     project = FLAGS.project
     if FLAGS.accelerator_type and not project and cloud_tpu.generation(FLAGS.accelerator_type)[2] > 1:
-        project = _gcloud_project(FLAGS.dry_run)   # the training process must name it (no metadata server)
+        # The training process names it explicitly (cloud-tpu-client could also ask the TPU VM's metadata
+        # server), so what it uses is what this tool printed and checked.
+        project = _gcloud_project(FLAGS.dry_run)
         if project:
             check("project", project, "project")
     tpu = cloud_tpu.Slice(FLAGS.name, FLAGS.zone, project, FLAGS.accelerator_type, FLAGS.runtime_version,
-                          FLAGS.spot, FLAGS.queued)
+                          FLAGS.spot, FLAGS.queued, FLAGS.tpu_runtime, FLAGS.service_account, FLAGS.scopes)
     if FLAGS.accelerator_type:
         tpu.check_supported()
     package = FLAGS.package or cloud_tpu.git_requirement(FLAGS.git_url, FLAGS.git_ref)
@@ -250,6 +335,8 @@ def main(argv: list[str]) -> int:
     try:
         controller = _validated(argv[1], argv[2:])
         result = getattr(controller, argv[1])()
+        if argv[1] == "check":
+            result = 1 if result and not FLAGS.dry_run else 0
     except UsageError as error:
         print(f"tpu.py: {error}", file=sys.stderr)
         return 2

@@ -32,10 +32,14 @@ TIERS = [
                         "bert_pretrain.vocab_record", "bert_pretrain.finetune",
                         "bert_pretrain.finetune.metrics", "bert_pretrain.finetune.classification",
                         "bert_pretrain.finetune.squad", "bert_pretrain.finetune.docstrings",
-                        "bert_pretrain.finetune.recipes"]),
+                        "bert_pretrain.finetune.recipes", "bert_pretrain.checkpoint_formats",
+                        "bert_pretrain.checkpoint_formats.google_research",
+                        "bert_pretrain.checkpoint_formats.hugging_face",
+                        "bert_pretrain.checkpoint_formats.keras_hub_preset"]),
     ("training", ["bert_pretrain.trainer", "bert_pretrain.job", "bert_pretrain.export",
                   "bert_pretrain.finetune.encoder", "bert_pretrain.finetune.loop"]),
-    ("runs end to end", ["bert_pretrain.phases", "bert_pretrain.run", "bert_pretrain.finetune.tasks"]),
+    ("runs end to end", ["bert_pretrain.phases", "bert_pretrain.run", "bert_pretrain.finetune.tasks",
+                         "bert_pretrain.checkpoint_formats.exporter"]),
     ("commands", ["bert_pretrain.cli", "bert_pretrain.data.cli"]),
 ]
 TIER_OF = {module: index for index, (_, modules) in enumerate(TIERS) for module in modules}

@@ -156,7 +156,8 @@ def create_pretraining_data(options: Options) -> dict:
             " with 2 or more sentences" if options.min_document_sentences == 2 else ""),
                          "give text with one sentence per line and a blank line between documents "
                          "(or --input_format=paragraphs)")
-    bounds = [s * num_blocks // options.num_shards for s in range(options.num_shards + 1)]
+    num_shards = _shards_to_write(options, num_blocks, read_stats.input_bytes)
+    bounds = [s * num_blocks // num_shards for s in range(num_shards + 1)]
     metadata = metadata_lib.read(options.output_dir) or {}
     metadata.update(settings=settings, complete=False, input=dataclasses.asdict(read_stats),
                     vocab={"file": VOCAB_FILENAME, "size": vocab.size, "sha256": vocab.sha256},
@@ -183,8 +184,21 @@ def create_pretraining_data(options: Options) -> dict:
     return metadata
 
 
+def _shards_to_write(options: Options, num_blocks: int, input_bytes: int) -> int:
+    """--num_shards, or the number of blocks if that is smaller: a block is the unit of work, so more
+    shards than blocks would leave some empty, and a host of a TPU pod handed an empty file has no
+    records to read. Says so in one line. The records are the same for any shard count."""
+    if num_blocks >= options.num_shards:
+        return options.num_shards
+    smaller = max(1024, input_bytes // (2 * options.num_shards))
+    _log(f"--num_shards={options.num_shards}: the input makes only {num_blocks} block(s) of --block_bytes="
+         f"{options.block_bytes} (the unit of work), so {num_blocks} shard(s) are written rather than "
+         f"{options.num_shards - num_blocks} empty ones; --block_bytes={smaller} should give {options.num_shards}")
+    return num_blocks
+
+
 def _write_shards(options, source, bounds, config, metadata, total_documents) -> None:
-    num_shards = options.num_shards
+    num_shards = len(bounds) - 1
     shard_of_block = [s for s in range(num_shards) for _ in range(bounds[s], bounds[s + 1])]
     paths = [os.path.join(options.output_dir, tfrecords.shard_name(s, num_shards))
              for s in range(num_shards)]
@@ -192,10 +206,6 @@ def _write_shards(options, source, bounds, config, metadata, total_documents) ->
             if tf.io.gfile.exists(paths[s]) and os.path.basename(paths[s]) in metadata["shards"]}
     if done:
         _log(f"resuming: {len(done)} of {num_shards} shards already complete")
-    for s in range(num_shards):
-        if bounds[s] == bounds[s + 1] and s not in done:   # fewer blocks than shards
-            tfrecords.ShardWriter(paths[s]).close()
-            metadata["shards"][os.path.basename(paths[s])] = _shard_entry(paths[s], BlockStats())
 
     progress = Progress(total_documents, options.progress)
     writer, shard_stats, seen = None, BlockStats(), [0, 0]   # documents, instances

@@ -1,6 +1,7 @@
 """Where a fine-tuned model's weights come from: a pretraining model_dir (its latest checkpoint; a
-plan's phase directory is one), an `--export_dir` of `bert-pretrain train`, or nothing (random
-initialisation, the baseline pretraining must beat).
+plan's phase directory is one), an `--export_dir` of `bert-pretrain train`, a google-research BERT
+directory (`checkpoint_formats.google_research`), or nothing (random initialisation, the baseline
+pretraining must beat).
 
 The task heads are Model Garden's: `BertClassifier` with its own [CLS] pooler initialised from the
 pretrained next-sentence head's pooler (the encoder's own pooler gets no gradient in pretraining;
@@ -17,6 +18,7 @@ import tf_keras
 
 from bert_pretrain import model as model_lib
 from bert_pretrain import vocab_record
+from bert_pretrain.checkpoint_formats import google_research
 from bert_pretrain.config import ModelConfig
 from bert_pretrain.errors import UsageError
 from bert_pretrain.export import PRETRAINER_CHECKPOINT
@@ -30,10 +32,14 @@ class Pretrained:
     checkpoint: str | None                      # None: random initialisation
     vocab: vocab_record.VocabRecord | None
     exported: bool = False                      # an export's checkpoint (Model Garden's item names)
+    google_research: bool = False               # `checkpoint` is a google-research BERT directory
 
 
 def from_directory(directory: str, dropout: float, flag: str = "init_from") -> Pretrained:
-    """The model a pretraining model_dir or export dir holds, and its vocab record."""
+    """The model a pretraining model_dir, export dir or google-research directory holds, and its vocab record."""
+    if google_research.is_google_research(directory):
+        return Pretrained(google_research.model_config(directory, dropout, flag), directory,
+                          google_research.vocab(directory, flag), google_research=True)
     config_path = os.path.join(directory, CONFIG_FILE)
     if not tf.io.gfile.exists(config_path):
         raise UsageError(flag, f"{directory} has no {CONFIG_FILE}",
@@ -57,11 +63,13 @@ def _build_variables(model, **extra_inputs) -> None:
            **extra_inputs}, training=False)
 
 
-def _pretrainer(pretrained: Pretrained):
+def load_pretrainer(pretrained: Pretrained):
     """Model Garden's pretrainer with the pretrained weights (all of them: encoder and heads)."""
     pretrainer = model_lib.build_pretrainer(pretrained.model_config)
     _build_variables(pretrainer, masked_lm_positions=tf.zeros((1, 1), tf.int32))
-    if pretrained.checkpoint:
+    if pretrained.google_research:
+        google_research.load_into(pretrainer, pretrained.checkpoint)
+    elif pretrained.checkpoint:
         objects = (pretrainer.checkpoint_items if pretrained.exported
                    else {"model": pretrainer})
         tf.train.Checkpoint(**objects).read(pretrained.checkpoint).expect_partial() \
@@ -72,7 +80,7 @@ def _pretrainer(pretrained: Pretrained):
 def classifier(pretrained: Pretrained, num_classes: int) -> tf_keras.Model:
     from official.nlp.modeling import models   # pylint: disable=import-outside-toplevel
 
-    pretrainer = _pretrainer(pretrained)
+    pretrainer = load_pretrainer(pretrained)
     model = models.BertClassifier(network=pretrainer.encoder_network, num_classes=num_classes,
                                   initializer=tf_keras.initializers.TruncatedNormal(stddev=0.02),
                                   dropout_rate=pretrained.model_config.dropout, use_encoder_pooler=False)
@@ -86,6 +94,6 @@ def classifier(pretrained: Pretrained, num_classes: int) -> tf_keras.Model:
 def span_labeler(pretrained: Pretrained) -> tf_keras.Model:
     from official.nlp.modeling import models   # pylint: disable=import-outside-toplevel
 
-    pretrainer = _pretrainer(pretrained)
+    pretrainer = load_pretrainer(pretrained)
     return models.BertSpanLabeler(network=pretrainer.encoder_network,
                                   initializer=tf_keras.initializers.TruncatedNormal(stddev=0.02))

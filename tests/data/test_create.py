@@ -238,3 +238,17 @@ def test_unmasked_records_are_the_static_pairs_before_masking(corpus_dir, capsys
         create_pretraining_data(options(corpus_dir, "none", dupe_factor=1))
     with pytest.raises(UsageError, match=r"^--masking: invalid value 'dynamic'; use static .* or none"):
         create_pretraining_data(options(corpus_dir, "bad", masking="dynamic"))
+
+
+def test_fewer_blocks_than_shards_writes_no_empty_shard(corpus_dir, capsys):
+    """A small input and many shards (the case of a 420 KB text and --num_shards=16): one shard per block,
+    none empty, one line saying so; the records are those of a one-shard run."""
+    create_pretraining_data(options(corpus_dir, "single", num_shards=1, block_bytes=4096))
+    blocks = create_pretraining_data(options(corpus_dir, "many", num_shards=16, block_bytes=4096))
+    written = shard_bytes(corpus_dir / "many")
+    assert 1 < len(written) < 16 and all(written) and len(blocks["shards"]) == len(written)
+    assert b"".join(written) == shard_bytes(corpus_dir / "single")[0]
+    assert all(name.endswith(f"-of-{len(written):05d}.tfrecord") for name in blocks["shards"])
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("--num_shards=16")]
+    assert len(lines) == 1 and f"so {len(written)} shard(s) are written rather than {16 - len(written)} empty" \
+        in lines[0]

@@ -15,7 +15,7 @@ def test_preprocess_then_encoder_match_our_model(tmp_path):
 
     model_dir = pretrained_model_dir(str(tmp_path))
     pretrained = encoder.from_directory(model_dir, dropout=0.1)
-    ours = encoder._pretrainer(pretrained)   # pylint: disable=protected-access
+    ours = encoder.load_pretrainer(pretrained)
     export.export(ours, pretrained.model_config, model_dir, str(tmp_path / "export"), log=lambda line: None)
 
     text = ["w5 w17 w9 w100", "w42"]

@@ -86,3 +86,30 @@ def test_wrong_plan_is_one_line(tmp_path):
     assert result.returncode != 0
     message = [line for line in result.stderr.splitlines() if line.startswith("bert-pretrain:")]
     assert len(message) == 1 and "--plan:" in message[0] and "unknown field(s) warmup" in message[0]
+
+
+def test_data_for_masking_on_the_fly_is_one_unmasked_copy(tmp_path):
+    """A phase masked in the input pipeline (the plan's masking, or the run's flag over it) gets
+    unmasked training data, one copy; the others ten masked copies; held-out data is always
+    masked once, so every run is scored on the same masks."""
+    import json
+
+    from bert_pretrain import plans, run
+
+    plan_file = tmp_path / "plan.toml"
+    plan_file.write_text(PLAN.replace('data = "seq64"', 'data = "seq64"\nmasking = "dynamic"'))
+    plan = plans.load_plan(str(plan_file))
+    text, held_out = corpus(tmp_path / "a.txt", 40, 1), corpus(tmp_path / "b.txt", 10, 2)
+
+    def settings(data_dir, name):
+        with open(os.path.join(data_dir, name, "metadata.json")) as handle:
+            made = json.load(handle)["settings"]
+        return made["masking"], made["dupe_factor"]
+
+    for training, phase1 in ((None, ("static", 10)), ({"masking": "dynamic_whole_word"}, ("none", 1))):
+        data_dir = str(tmp_path / f"data-{bool(training)}")
+        run.ensure_data(plan, data_dir, text, held_out, 120, lambda line: None, training)
+        assert settings(data_dir, "seq32") == phase1
+        assert settings(data_dir, "seq64") == ("none", 1)          # the phase's own masking
+        for name in ("seq32-eval", "seq64-eval"):
+            assert settings(data_dir, name) == ("static", 1)

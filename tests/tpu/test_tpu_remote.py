@@ -41,13 +41,14 @@ def test_launch_detaches_logs_and_records_the_exit_status(tmp_path):
     assert first.returncode == 0 and time.monotonic() - start < 1.5, first.stderr  # did not wait for training
     second = _bash(launch, tmp_path, TRAIN_SECONDS="2")
     assert second.returncode == 1 and second.stderr == "bert-pretrain is already running on this worker\n"
-    assert _bash(cloud_tpu.EXIT_STATUS_COMMAND, tmp_path).stdout == ""  # still running
+    assert _bash(cloud_tpu.EXIT_STATUS_COMMAND, tmp_path).stdout == "running\n"
 
-    logs = _bash(cloud_tpu.LOGS_COMMAND, tmp_path)  # follows the log, returns when training ends
+    logs = _bash(cloud_tpu.logs_command(), tmp_path)  # follows the log, returns when training ends
     assert logs.stdout.splitlines() == ["arg:run", "arg:--seed=3", "arg:--plan=paper-64k-32k",
                                         "arg:--data_dir=gs://lamb-bkt/data", "arg:--model_dir=gs://lamb-bkt/model",
                                         "arg:--tpu=local", "done"]
     assert _bash(cloud_tpu.EXIT_STATUS_COMMAND, tmp_path).stdout == "7\n"
+    assert _bash(cloud_tpu.logs_command(7), tmp_path).stdout == "done\n"   # only what was not shown yet
     final_upload = ["gcloud", "storage", "cp", "bert-pretrain.log",
                     f"gs://lamb-bkt/logs/bert/{socket.gethostname()}.log"]
     assert gcloud_calls(tmp_path / "bin")[-1] == final_upload
@@ -110,5 +111,37 @@ def test_runtime_that_never_listens_is_one_line(tmp_path):
         assert result.returncode == 1
         assert result.stderr == (f"the TPU runtime is not listening on port {port} after 3 s on "
                                  f"{socket.gethostname()}; see ~/{cloud_tpu.RUNTIME_LOG}\n")
+    finally:
+        subprocess.run(["bash", "-c", f"kill $(cat {cloud_tpu.RUNTIME_PID})"], cwd=tmp_path, check=False)
+
+
+def test_a_killed_trainer_is_gone_without_an_exit_status(tmp_path):
+    """What a maintenance reboot leaves: no process, no exit file."""
+    install_fake_gcloud(tmp_path / "bin")
+    trainer = tmp_path / cloud_tpu.VENV / "bin" / "bert-pretrain"
+    trainer.parent.mkdir(parents=True)
+    trainer.write_text(_TRAINER)
+    trainer.chmod(0o755)
+    assert _bash(cloud_tpu.launch_command("demo", "gs://b/d", "gs://b/m", ["--tpu=local"]), tmp_path,
+                 TRAIN_SECONDS="30").returncode == 0
+    assert _bash(cloud_tpu.EXIT_STATUS_COMMAND, tmp_path).stdout == "running\n"
+    _bash(f'kill -9 -- -"$(cat {cloud_tpu.PID})"', tmp_path)   # the whole session, as a reboot would
+    for _ in range(50):
+        if _bash(cloud_tpu.EXIT_STATUS_COMMAND, tmp_path).stdout == "gone\n":
+            break
+        time.sleep(0.1)
+    assert _bash(cloud_tpu.EXIT_STATUS_COMMAND, tmp_path).stdout == "gone\n"
+
+
+def test_runtime_restart_replaces_a_live_server(tmp_path):
+    _install_runtime(tmp_path)
+    port = _free_port()
+    try:
+        assert _bash(cloud_tpu.runtime_command(wait_s=30, port=port), tmp_path, PORT=str(port)).returncode == 0
+        first = (tmp_path / cloud_tpu.RUNTIME_PID).read_text()
+        restarted = _bash(cloud_tpu.runtime_command(wait_s=30, port=port, restart=True), tmp_path, PORT=str(port))
+        assert restarted.returncode == 0, restarted.stderr
+        assert (tmp_path / "starts").read_text() == "xx" and (tmp_path / cloud_tpu.RUNTIME_PID).read_text() != first
+        assert subprocess.run(["kill", "-0", first.strip()], check=False, capture_output=True).returncode != 0
     finally:
         subprocess.run(["bash", "-c", f"kill $(cat {cloud_tpu.RUNTIME_PID})"], cwd=tmp_path, check=False)

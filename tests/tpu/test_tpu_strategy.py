@@ -87,6 +87,14 @@ def test_a_slice_coming_up_is_waited_for(recorded, api):
     assert len(api.names) >= 4 and recorded[0][0] == "resolver"
 
 
+def test_ready_without_a_health_field_counts_as_healthy(recorded, api, monkeypatch):
+    monkeypatch.setattr(strategy_lib, "HEALTH_TIMEOUT_S", 0.5)   # waiting for a field never filled would fail
+    api.records[NODE] = [{"state": "READY", "symptoms": []}, {"state": "READY", "health": "UNHEALTHY_MAINTENANCE"}]
+    strategy_lib.make_strategy(tpu="bert-v4-128", zone="us-central2-b", project="lamb-project")
+    assert recorded[0][0] == "resolver"
+    assert api.records[NODE] == [{"state": "READY", "health": "UNHEALTHY_MAINTENANCE"}]   # never asked again
+
+
 @pytest.mark.parametrize("state", ["PREEMPTED", "TERMINATED"])
 def test_a_preempted_slice_is_one_line_and_nothing_connects(recorded, api, state):
     api.records[NODE] = [{"state": state, "health": "UNHEALTHY_TENSORFLOW"}]
