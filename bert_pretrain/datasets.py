@@ -189,18 +189,19 @@ def train_dataset_fn(spec: DataSpec, global_batch_size: int, seed: int, consumed
 
 def _mask_and_batch(records: tf.data.Dataset, spec: DataSpec, batch_size: int, masker: dynamic.Masker,
                     seed: int, pipeline: int, start: int) -> tf.data.Dataset:
-    """Decodes and masks each record, its mask keyed by its position in the stream (`start` is
-    that of the first record)."""
+    """Decodes each record and keys its mask by its position in the stream (`start` is that of the
+    first record), then masks whole batches (cheaper than record by record, same masks)."""
     static = spec.masking == "static"
 
-    def mask(position, record):
+    def decode(position, record):
         features = _decode(record, spec)
         if static:
             features = dynamic.original_tokens(features)
-        return masker(features, dynamic.record_seed(seed, pipeline, position))
+        return features, dynamic.record_seed(seed, pipeline, position)
 
-    masked = records.enumerate(start=start).map(mask, num_parallel_calls=tf.data.AUTOTUNE)
-    return masked.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    decoded = records.enumerate(start=start).map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+    batches = decoded.batch(batch_size, drop_remainder=True)
+    return batches.map(masker, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def eval_dataset_fn(spec: DataSpec, global_batch_size: int):

@@ -73,7 +73,7 @@ def blocks(source, block_bytes: int, stats: corpus_lib.ReadStats) -> Iterator[li
     block, size = [], 0
     for document in source.documents(stats):
         block.append(document)
-        size += sum(len(s) for s in document)
+        size += sum(map(len, document))
         if size >= block_bytes:
             yield block
             block, size = [], 0
@@ -131,7 +131,7 @@ def _resolve_vocab(options: Options, source, given: vocab_lib.Vocab | None) -> v
         budget = options.vocab_sample_mb * 1e6
         for document in source.documents(corpus_lib.ReadStats()):
             yield from document
-            budget -= sum(len(s) for s in document)
+            budget -= sum(map(len, document))
             if budget <= 0:
                 return
     return vocab_lib.learn_vocab(sentences, target, options.vocab_size, options.do_lower_case)

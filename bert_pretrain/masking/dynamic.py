@@ -1,8 +1,8 @@
 """Dynamic masking: a new masked-LM mask each time a sequence is fed (RoBERTa, Liu et al. 2019,
 section 4.1), chosen on the host inside the tf.data pipeline with tensorflow-text's ops.
 
-`tf_text.RandomItemSelector` picks the positions (15% of the selectable tokens, rounded up, at most
-max_predictions_per_seq; never [CLS], [SEP] or [PAD]) and `tf_text.mask_language_model` applies
+A `tf_text.RandomItemSelector` picks the positions (15% of the selectable tokens, rounded up, at
+most max_predictions_per_seq; never [CLS], [SEP] or [PAD]) and `tf_text.mask_language_model` applies
 the 80/10/10 replacement chosen by a `tf_text.MaskValuesChooser`. For whole-word masking the
 tokens are grouped into words, a word being a piece and the `##` pieces after it (a `##` piece
 right after [CLS] or [SEP] starts a word: words never cross segments), and the selector picks
@@ -13,7 +13,8 @@ Exact resume: tensorflow-text draws its randomness from stateful ops; here the s
 and the chooser's draws are stateless ops seeded from (seed, input pipeline, n), n being the
 record's position in the pipeline's endless stream (`record_order`). The mask is therefore a pure
 function of those: a resumed run masks each record as an uninterrupted run did, and a record read
-again in a later epoch (a later n) gets a new mask.
+again in a later epoch (a later n) gets a new mask. Batches are masked in one pass, each record
+by its own seed, so a record's mask does not depend on the batch it is in.
 
 Records of either kind can be masked: unmasked ones (`bert-pretrain-data --masking=none`) and
 google-research's static ones, whose original tokens are put back from masked_lm_ids first.
@@ -53,38 +54,41 @@ class Masker:
                    vocab.id("[MASK]"), vocab.id("[PAD]"), vocab.continuation_mask())
 
     def __call__(self, features: dict, seed: tf.Tensor) -> dict:
-        """One decoded record (unmasked, or static with its original tokens put back by
-        `original_tokens`) -> the same record with a fresh mask, in the decoder's layout."""
+        """Decoded records (unmasked, or static with their original tokens put back by
+        `original_tokens`), a batch [batch, seq] with seeds [batch, 2] or one [seq] with its seed [2]
+        -> the same records with fresh masks, in the decoder's layout. Masking a batch in one pass
+        takes 3-4x less CPU than record by record (the ragged ops' fixed cost is paid once)."""
+        if features["input_ids"].shape.rank == 1:
+            batch = self({k: v[None] for k, v in features.items()}, seed[None])
+            return {k: v[0] for k, v in batch.items()}
         ids = features["input_ids"]
-        seq = ids.shape[0]
-        length = tf.reduce_sum(features["input_mask"])
-        tokens = ids[:length]
-        shuffle_seed, values_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-        selector_type = _WholeWordSelector if self.whole_word else tf_text.RandomItemSelector
-        selector = selector_type(
-            self.max_predictions_per_seq, MASKED_LM_PROB, [self.cls_id, self.sep_id, self.pad_id],
-            shuffle_fn=lambda x: tf.random.experimental.stateless_shuffle(x, seed=shuffle_seed))
-        chooser = _StatelessChooser(self.vocab_size, self.mask_id, values_seed)
-        units = self._words(tokens) if self.whole_word else tf.RaggedTensor.from_tensor(tokens[None])
+        length = tf.reduce_sum(features["input_mask"], axis=1)
+        tokens = tf.RaggedTensor.from_tensor(ids, lengths=length)
+        selector_type = _WholeWordSelector if self.whole_word else _RowSeededSelector
+        selector = selector_type(self.max_predictions_per_seq, MASKED_LM_PROB,
+                                 [self.cls_id, self.sep_id, self.pad_id], seed)
+        chooser = _StatelessChooser(self.vocab_size, self.mask_id, seed)
+        units = self._words(tokens) if self.whole_word else tokens
         masked, positions, labels = tf_text.mask_language_model(units, selector, chooser, axis=1)
-        chosen = tf.shape(positions.values)[0]
+        shape = [None, self.max_predictions_per_seq]   # zero-padded, as the static records are
+        return dict(features, input_ids=tf.where(tf.sequence_mask(length, tf.shape(ids)[1]),
+                                                   masked.to_tensor(shape=tf.shape(ids)), ids),
+                    masked_lm_positions=tf.cast(positions, tf.int32).to_tensor(shape=shape),
+                    masked_lm_ids=labels.to_tensor(shape=shape),
+                    masked_lm_weights=tf.ones_like(positions, tf.float32).to_tensor(shape=shape))
 
-        def padded(values):   # to max_predictions_per_seq, with zeros as the static records are
-            return tf.ensure_shape(tf.pad(values, [[0, self.max_predictions_per_seq - chosen]]),
-                                   [self.max_predictions_per_seq])
-
-        return dict(features, input_ids=tf.ensure_shape(tf.concat([masked.values, ids[length:]], 0), [seq]),
-                    masked_lm_positions=padded(tf.cast(positions.values, tf.int32)),
-                    masked_lm_ids=padded(labels.values), masked_lm_weights=padded(tf.ones([chosen], tf.float32)))
-
-    def _words(self, tokens: tf.Tensor) -> tf.RaggedTensor:
-        """[1, (words), (pieces)]: a `##` piece joins the word before it, unless that is [CLS] or [SEP]."""
-        continuation = tf.gather(tf.constant(self.continuation), tokens)
-        special = (tokens == self.cls_id) | (tokens == self.sep_id)
-        after_special = tf.concat([[True], special[:-1]], 0)
-        starts = ~continuation | special | after_special
-        words = tf.RaggedTensor.from_value_rowids(tokens, tf.cumsum(tf.cast(starts, tf.int64)) - 1)
-        return tf.RaggedTensor.from_row_lengths(words, tf.reshape(words.nrows(), [1]))
+    def _words(self, tokens: tf.RaggedTensor) -> tf.RaggedTensor:
+        """[batch, (words), (pieces)]: a `##` piece joins the word before it, unless that is [CLS] or
+        [SEP] (or it starts the record)."""
+        pieces = tokens.flat_values
+        continuation = tf.gather(tf.constant(self.continuation), pieces)
+        special = (pieces == self.cls_id) | (pieces == self.sep_id)
+        first = tf.scatter_nd(tokens.row_starts()[:, None], tf.ones_like(tokens.row_starts()),
+                              tf.shape(pieces, tf.int64)) > 0
+        starts = tf.cast(~continuation | special | first | tf.concat([[False], special[:-1]], 0), tf.int64)
+        words = tf.RaggedTensor.from_value_rowids(pieces, tf.cumsum(starts) - 1)
+        return tf.RaggedTensor.from_row_lengths(
+            words, tf.math.unsorted_segment_sum(starts, tokens.value_rowids(), tokens.nrows()))
 
 
 def original_tokens(features: dict) -> dict:
@@ -105,27 +109,67 @@ def record_seed(seed, pipeline, position) -> tf.Tensor:
         tf.random.experimental.stateless_fold_in(base, pipeline), tf.cast(position, tf.int64))
 
 
-class _StatelessChooser(tf_text.MaskValuesChooser):
-    """tensorflow-text's 80/10/10 rule with its two random draws made stateless (its own use
-    tf.random.uniform, which a resumed run cannot replay)."""
+def _split(seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """A record's seed -> (shuffle seed, mask-values seed)."""
+    return tuple(tf.unstack(tf.random.experimental.stateless_split(seed, 2)))
 
-    def __init__(self, vocab_size: int, mask_token: int, seed: tf.Tensor):
+
+class _StatelessChooser(tf_text.MaskValuesChooser):
+    """tensorflow-text's 80/10/10 rule with its two random draws made stateless and seeded per
+    record (its own use tf.random.uniform, which a resumed run cannot replay)."""
+
+    def __init__(self, vocab_size: int, mask_token: int, seeds: tf.Tensor):
         super().__init__(vocab_size, mask_token, MASK_RATE, RANDOM_RATE)
-        self._seed = seed
+        self._seeds = seeds   # [batch, 2]
 
     def get_mask_values(self, masked_lm_ids: tf.RaggedTensor) -> tf.RaggedTensor:
-        draw_seed, id_seed = tf.unstack(tf.random.experimental.stateless_split(self._seed, 2))
-        ids = masked_lm_ids.flat_values
-        draw = tf.random.stateless_uniform(tf.shape(ids), draw_seed)
-        random_ids = tf.random.stateless_uniform(tf.shape(ids), id_seed, maxval=self.vocab_size, dtype=ids.dtype)
-        mask = tf.fill(tf.shape(ids), tf.cast(self.mask_token, ids.dtype))
-        values = tf.where(draw < MASK_RATE, mask, tf.where(draw < MASK_RATE + RANDOM_RATE, random_ids, ids))
-        return masked_lm_ids.with_flat_values(values)
+        def row_values(row):
+            ids, seed = row
+            draw_seed, id_seed = _split(_split(seed)[1])
+            draw = tf.random.stateless_uniform(tf.shape(ids), draw_seed)
+            random_ids = tf.random.stateless_uniform(tf.shape(ids), id_seed, maxval=self.vocab_size, dtype=ids.dtype)
+            mask = tf.fill(tf.shape(ids), tf.cast(self.mask_token, ids.dtype))
+            return tf.where(draw < MASK_RATE, mask, tf.where(draw < MASK_RATE + RANDOM_RATE, random_ids, ids))
+        return tf.map_fn(row_values, (masked_lm_ids, self._seeds),
+                         fn_output_signature=tf.RaggedTensorSpec([None], masked_lm_ids.dtype, ragged_rank=0))
 
 
-class _WholeWordSelector(tf_text.RandomItemSelector):
-    """tensorflow-text's choice of words, cut to the words whose pieces fit max_predictions_per_seq
-    (the selector's own limit counts words)."""
+class _RowSeededSelector(tf_text.RandomItemSelector):
+    """tensorflow-text's RandomItemSelector with each record's items shuffled by its own stateless
+    seed: its `shuffle_fn` sees one record's items but not which record they are, so
+    `get_selection_mask` is its own again, with the record's seed passed along."""
+
+    def __init__(self, max_selections: int, selection_rate: float, unselectable_ids: list, seeds: tf.Tensor):
+        super().__init__(max_selections, selection_rate, unselectable_ids)
+        self._seeds = seeds   # [batch, 2]
+
+    def get_selection_mask(self, input_ids, axis):
+        selectable = self.get_selectable(input_ids, axis)
+        positions = input_ids.with_flat_values(tf.range(tf.size(input_ids.flat_values)))
+        positions = tf.ragged.boolean_mask(positions, selectable)
+        num_to_select = tf.minimum(tf.math.ceil(tf.cast(positions.row_lengths(), tf.float32) * self.selection_rate),
+                                   self.max_selections_per_batch)
+
+        def shuffle_and_trim(row):
+            items, top_n, seed = row
+            shuffle_seed = _split(seed)[0]
+            if isinstance(items, tf.RaggedTensor):   # words: shuffle their indices
+                order = tf.random.experimental.stateless_shuffle(tf.range(items.nrows()), shuffle_seed)
+                return tf.gather(items, order[:top_n])
+            return tf.random.experimental.stateless_shuffle(items, shuffle_seed)[:top_n]
+
+        chosen = tf.map_fn(shuffle_and_trim, (positions, tf.cast(num_to_select, tf.int64), self._seeds),
+                           fn_output_signature=tf.RaggedTensorSpec(ragged_rank=positions.ragged_rank - 1,
+                                                                   dtype=positions.dtype))
+        picked = tf.scatter_nd(chosen.flat_values[:, None], tf.ones_like(chosen.flat_values),
+                               tf.shape(input_ids.flat_values))
+        picked = input_ids.with_flat_values(picked > 0)
+        return tf.reduce_all(picked, axis=list(range(picked.ragged_rank, axis, -1))) if axis < picked.ragged_rank else picked
+
+
+class _WholeWordSelector(_RowSeededSelector):
+    """The choice of words, cut to the words whose pieces fit max_predictions_per_seq (the
+    selector's own limit counts words)."""
 
     def get_selection_mask(self, input_ids, axis):
         chosen = super().get_selection_mask(input_ids, axis)
