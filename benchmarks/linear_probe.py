@@ -36,7 +36,7 @@ def main(model_dir: str) -> None:
                                                    in enumerate(docstrings.examples(split))], collections.Counter())
         data[split] = classification.features(examples, docstrings.PACKAGES, 64, tokenizer)
     for name, source in (("pretrained", pretrained), ("random", encoder.Pretrained(pretrained.model_config, None, None))):
-        model_encoder = encoder._pretrainer(source).encoder_network   # pylint: disable=protected-access
+        model_encoder = encoder.load_pretrainer(source).encoder_network
         (train, train_labels), (held_out, held_out_labels) = data["train"], data["eval"]
         probe = LogisticRegression(max_iter=3000).fit(features(model_encoder, train), train_labels)
         print(f"{name}: linear probe accuracy train {probe.score(features(model_encoder, train), train_labels):.3f}, "
