@@ -12,6 +12,7 @@ shared machine, though not immune to them). The target is ≤ 1.02.
 """
 
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -96,6 +97,7 @@ def main(argv):
     print("per-round CPU-time ratios on/off: " + ", ".join(f"{r:.3f}" for r in cpu_ratios))
     print(f"median CPU-time ratio on/off: {statistics.median(cpu_ratios):.4f} "
           f"(overhead {100 * (statistics.median(cpu_ratios) - 1):+.2f}%)")
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -84,7 +84,8 @@ def restore_newest_readable(checkpoint: tf.train.Checkpoint, directory: str, log
     unreadable = []
     for path in candidates:
         try:
-            checkpoint.restore(path).assert_existing_objects_matched()
+            # Every object of `checkpoint` must be found; entries it does not ask for may be left.
+            checkpoint.restore(path).assert_existing_objects_matched().expect_partial()
         except READ_ERRORS as error:
             log(f"checkpoint: {path} cannot be read ({_reason(error)}); trying the one before it")
             unreadable.append(path)

@@ -60,6 +60,11 @@ def ensure_data(plan, data_dir: str, corpus: str, eval_corpus: str, vocab_size: 
             directory = os.path.join(data_dir, subdir)
             metadata = metadata_lib.Metadata.of_directory(directory)
             if metadata and metadata.complete:
+                made = metadata.raw.get("settings", {}).get("masked_lm_prob", share)
+                if metadata.masking == "static" and made != share:
+                    raise UsageError("data_dir", f"{directory} was masked at masked_lm_prob {made}, "
+                                     f"{phase.name} asks for {share}",
+                                     "delete the directory so that run makes it again, or use another --data_dir")
                 vocab_file = vocab_file or os.path.join(directory, VOCAB_FILENAME)
                 continue
             if not source:

@@ -106,10 +106,13 @@ class Trainer:
             self.step, self.skipped, self.skipped_in_a_row = counter(), counter(), counter()
             self.loss_scale = DynamicLossScale(config.precision == "mixed_float16")
             self.noise = noise_scale.NoiseScale()
-        self.checkpoint = tf.train.Checkpoint(
-            model=self.model, optimizer=self.optimizer, step=self.step, skipped=self.skipped,
-            skipped_in_a_row=self.skipped_in_a_row, good_in_a_row=self.loss_scale.good_steps,
-            loss_scale=self.loss_scale.scale, noise_scale=self.noise)
+        state = dict(model=self.model, optimizer=self.optimizer, step=self.step, skipped=self.skipped,
+                     skipped_in_a_row=self.skipped_in_a_row, good_in_a_row=self.loss_scale.good_steps,
+                     loss_scale=self.loss_scale.scale)
+        self.checkpoint = tf.train.Checkpoint(**state, noise_scale=self.noise)
+        # What a resume must find whole; the noise scale's averages are read if present, so that
+        # checkpoints written before they existed still resume (their averages start again at 0).
+        self._required = tf.train.Checkpoint(**state)
         self.manager = checkpoints.manager(self.checkpoint, self.write_dir, config.keep_checkpoints)
         self._generators = [layer._random_generator._generator for layer in self.model.submodules
                             if getattr(getattr(layer, "_random_generator", None), "_generator", None)]
@@ -231,8 +234,10 @@ class Trainer:
     def restore(self, log=print) -> int:
         """Resumes from the newest readable checkpoint in model_dir (every worker reads the chief's),
         if any; returns the step reached."""
-        path = checkpoints.restore_newest_readable(self.checkpoint, self.model_dir, log,
+        path = checkpoints.restore_newest_readable(self._required, self.model_dir, log,
                                                    rewrite_index=self.write_dir == self.model_dir)
+        if path:
+            tf.train.Checkpoint(noise_scale=self.noise).read(path).expect_partial()
         if path and self.write_dir == self.model_dir and path != self.manager.latest_checkpoint:
             # The index was rewritten without the damaged ones: the manager must forget them too.
             self.manager = checkpoints.manager(self.checkpoint, self.write_dir, self.config.keep_checkpoints)

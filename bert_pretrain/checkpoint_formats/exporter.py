@@ -10,6 +10,7 @@ export is written beside its destination and renamed into place when whole; an e
 destination is kept unless `overwrite`.
 """
 
+import os
 
 import tensorflow as tf
 
@@ -31,6 +32,12 @@ def export(source: str, export_dir: str, fmt: str, overwrite: bool = False, log=
     if "://" in export_dir:   # safetensors and KerasHub's saver write local files; buckets rename no directories
         raise UsageError("export_dir", f"exports are written to a local directory, not {export_dir}",
                          "export locally, then copy the directory (gcloud storage cp -r)")
+    target, origin = os.path.realpath(export_dir), os.path.realpath(source)
+    if origin == target or origin.startswith(target.rstrip(os.sep) + os.sep):
+        raise UsageError("export_dir", f"{export_dir} holds the model being exported ({source}); "
+                         "replacing it would delete that model", "choose a directory outside it")
+    if tf.io.gfile.exists(export_dir) and not tf.io.gfile.isdir(export_dir):
+        raise UsageError("export_dir", f"{export_dir} is a file", "choose a new directory")
     if tf.io.gfile.exists(export_dir) and tf.io.gfile.listdir(export_dir) and not overwrite:
         raise UsageError("export_dir", f"{export_dir} is not empty",
                          "choose a new directory, or pass --overwrite to replace it")
@@ -38,7 +45,7 @@ def export(source: str, export_dir: str, fmt: str, overwrite: bool = False, log=
     if pretrained.vocab is None:
         raise UsageError("model_dir", f"{source} has no vocab.json beside its checkpoints",
                          "train it on data made by bert-pretrain-data, whose vocab is recorded")
-    model = encoder.load_pretrainer(pretrained)
+    model = encoder.load_pretrainer(pretrained, flag="model_dir")
     partial = export_dir.rstrip("/") + ".partial"
     if tf.io.gfile.exists(partial):
         tf.io.gfile.rmtree(partial)   # a killed export's leftovers

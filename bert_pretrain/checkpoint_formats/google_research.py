@@ -41,8 +41,12 @@ def model_config(directory: str, dropout: float, flag: str = "init_from") -> Mod
     if not tf.io.gfile.exists(path):
         raise UsageError(flag, f"{directory} has {CHECKPOINT} but no {CONFIG}",
                          "copy the bert_config.json released with the checkpoint beside it")
-    with tf.io.gfile.GFile(path) as handle:
-        found = json.load(handle)
+    try:
+        with tf.io.gfile.GFile(path) as handle:
+            found = json.load(handle)
+    except json.JSONDecodeError as error:
+        raise UsageError(flag, f"{path} is not JSON ({error})",
+                         "use the bert_config.json released with the checkpoint") from None
     keys = ("vocab_size", "num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size",
             "max_position_embeddings", "type_vocab_size", "hidden_act")
     missing = [key for key in keys if key not in found]
@@ -123,8 +127,12 @@ def variable_shapes(config: ModelConfig) -> dict:
 
 
 def _check_variables(prefix: str, config: ModelConfig, flag: str) -> None:
-    found = {name: shape for name, shape in tf.train.list_variables(prefix)
-             if not any(slot in name for slot in OPTIMIZER_SLOTS)}
+    try:
+        listed = tf.train.list_variables(prefix)
+    except tf.errors.OpError as error:
+        raise UsageError(flag, f"{prefix} cannot be read ({type(error).__name__})",
+                         "download the checkpoint again (bert_model.ckpt.index and .data-*)") from None
+    found = {name: shape for name, shape in listed if not any(slot in name for slot in OPTIMIZER_SLOTS)}
     wanted = variable_shapes(config)
     for name in sorted(wanted):
         if name not in found:

@@ -63,12 +63,13 @@ def _build_variables(model, **extra_inputs) -> None:
            **extra_inputs}, training=False)
 
 
-def load_pretrainer(pretrained: Pretrained):
-    """Model Garden's pretrainer with the pretrained weights (all of them: encoder and heads)."""
+def load_pretrainer(pretrained: Pretrained, flag: str = "init_from"):
+    """Model Garden's pretrainer with the pretrained weights (all of them: encoder and heads);
+    `flag` names the source in error lines."""
     pretrainer = model_lib.build_pretrainer(pretrained.model_config)
     _build_variables(pretrainer, masked_lm_positions=tf.zeros((1, 1), tf.int32))
     if pretrained.google_research:
-        google_research.load_into(pretrainer, pretrained.checkpoint)
+        google_research.load_into(pretrainer, pretrained.checkpoint, flag)
     elif pretrained.checkpoint:
         objects = (pretrainer.checkpoint_items if pretrained.exported
                    else {"model": pretrainer})

@@ -101,6 +101,14 @@ def test_keras_hub_preset_loads_as_kerashub_tasks_with_our_weights(tmp_path):
     assert "model.safetensors" in os.listdir(target) and not os.path.exists(target + ".partial")
     with pytest.raises(UsageError, match="^--export_dir: exports are written to a local directory"):
         exporter.export(source, "gs://bucket/preset", "keras_hub", log=lambda line: None)
+    # --overwrite never replaces the model being exported, nor a directory holding it; a file is no target.
+    for holder in (source, str(tmp_path)):
+        with pytest.raises(UsageError, match="holds the model being exported"):
+            exporter.export(source, holder, "hf", overwrite=True, log=lambda line: None)
+    assert os.path.exists(os.path.join(source, "bert_model.ckpt.index"))
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(UsageError, match="is a file"):
+        exporter.export(source, str(tmp_path / "a-file"), "hf", log=lambda line: None)
 
 
 def test_export_command_end_to_end_with_tfhub_a_finetuning_start(tmp_path):

@@ -68,6 +68,14 @@ def test_a_config_this_pipeline_cannot_build_or_a_contradicting_flag_is_one_line
     google_research.check_sizes(loaded, {"num_layers": 2, "hidden_size": None})   # agreeing or unset: fine
     with pytest.raises(UsageError, match=r"^--num_layers: 12 contradicts --init_from's bert_config.json \(num_layers 2\)"):
         google_research.check_sizes(loaded, {"num_layers": 12})
+    # A damaged download: the config, or the checkpoint's index, unreadable.
+    pretrainer = model_lib.build_pretrainer(loaded)
+    (tmp_path / "bert_model.ckpt.index").write_bytes(b"not an index")
+    with pytest.raises(UsageError, match="^--init_from: .*bert_model.ckpt cannot be read"):
+        google_research.load_into(pretrainer, str(tmp_path))
+    path.write_text("{")
+    with pytest.raises(UsageError, match="^--init_from: .*bert_config.json is not JSON"):
+        google_research.model_config(str(tmp_path), 0.1)
 
 
 def test_vocab_casing_is_read_from_the_vocab(tmp_path):

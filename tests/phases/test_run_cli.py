@@ -127,3 +127,6 @@ def test_data_for_masking_on_the_fly_is_one_unmasked_copy(tmp_path):
     run.ensure_data(plain, str(tmp_path / "flag"), text, held_out, 120, lambda line: None,
                     {"masking": "dynamic_whole_word"})
     assert settings(str(tmp_path / "flag"), "seq32") == ("none", 1, 0.15)
+    # Finished data masked at another share than the phase asks for is not reused in silence.
+    with pytest.raises(UsageError, match="seq32 was masked at masked_lm_prob 0.3, phase1 asks for 0.15"):
+        run.ensure_data(plain, data_dir, text, held_out, 120, lambda line: None)

@@ -237,3 +237,19 @@ def test_a_run_prints_the_noise_scale_after_each_measured_phase(tmp_path, spec):
     printed = [line for line in lines if "gradient noise scale" in line]
     assert printed == [f"phase1: {noise_scale.reading(8, results[0]['b_simple'])}"]
     assert sum(line.startswith("noise scale: off, a step has one micro-batch") for line in lines) == 1
+
+
+def test_a_checkpoint_without_the_averages_still_resumes(tmp_path, spec):
+    """Checkpoints written before the noise scale existed hold no `noise_scale` entry: a run resumes
+    from them (averages start again at 0), and from its own checkpoints with the averages restored."""
+    first = make(tmp_path / "run")
+    first.train(spec, log=lambda line: None)
+    saved = first.noise.values()
+    assert saved["noise_trace"] != 0
+    old_layout = tmp_path / "old"
+    manager = tf.train.CheckpointManager(first._required, str(old_layout), 1)
+    manager.save(checkpoint_number=1)
+    resumed = make(old_layout)
+    assert resumed.restore(log=lambda line: None) == 1 and resumed.noise.values() == {}
+    again = make(tmp_path / "run")
+    assert again.restore(log=lambda line: None) == 1 and again.noise.values() == saved
