@@ -2,7 +2,8 @@
 
 Streaming and parallelism: the main process reads documents in order and cuts them into blocks of
 about `block_bytes` of text; worker processes turn blocks into records (`worker`); the main process
-writes the results in block order. At most two blocks per worker are in flight, so memory does not
+writes the results in block order. A job too small to repay starting workers runs in-process, with
+the next block tokenised on a second thread. At most two blocks per worker are in flight, so memory does not
 grow with the corpus. Shard s holds a contiguous run of blocks, fixed by a cheap first pass that counts
 them; shards are therefore finished one after another, each under a temporary name and renamed when
 whole, and a re-run skips every shard whose final file exists.
@@ -231,9 +232,7 @@ def _write_shards(options, source, bounds, config, metadata, total_documents) ->
             if shard_of_block[b] not in done)
     workers = options.workers or _default_workers(sum(source.sizes), options.dupe_factor)
     if workers == 1:
-        processor = BlockProcessor(config)
-        for block_index, documents in work:
-            consume(processor(block_index, documents))
+        _run_in_process(work, BlockProcessor(config), consume)
     else:
         _run_pool(work, dataclasses.replace(config, single_thread=True), workers, consume)
     progress.update(seen[0], seen[1], final=True)
@@ -252,6 +251,26 @@ def _default_workers(input_bytes: int, dupe_factor: int) -> int:
     instances/s once started against 35k in-process."""
     cores = os.cpu_count() or 1
     return 1 if cores == 1 or input_bytes * dupe_factor < 300e6 else cores
+
+
+def _run_in_process(work, processor: BlockProcessor, consume) -> None:
+    """One process, two threads: block n+1 is tokenised on a thread while this one reads text and
+    builds and writes block n's records. The tokenizer's ops run without the GIL, so this uses a
+    second core for them without a spawned worker's ~5 s of importing TensorFlow."""
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tokenize") as tokenizer:
+        pending = collections.deque()
+
+        def finish_one():
+            block_index, stats, tokenized = pending.popleft()
+            consume(processor.records(block_index, tokenized.result(), stats))
+
+        for block_index, documents in work:
+            stats = BlockStats()
+            pending.append((block_index, stats, tokenizer.submit(processor.tokenize, documents, stats)))
+            if len(pending) > 1:
+                finish_one()
+        while pending:
+            finish_one()
 
 
 _processor = None

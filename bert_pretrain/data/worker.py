@@ -55,22 +55,17 @@ class BlockProcessor:
         self.token_ids = instances_lib.TokenIds(
             cls=vocab.id("[CLS]"), sep=vocab.id("[SEP]"), mask=vocab.id("[MASK]"),
             vocab_size=vocab.size, continuation=vocab.continuation_mask())
-        self.tokenizer = text.BertTokenizer(config.vocab_path, lower_case=config.lower_case,
-                                            token_out_type=tf.int64)
+        self.tokenizer = text.FastBertTokenizer(vocab=list(vocab.tokens), token_out_type=tf.int64,
+                                                lower_case_nfd_strip_accents=config.lower_case)
         self._word_pieces = tf.function(self._word_pieces, input_signature=[tf.TensorSpec([None], tf.string)],
-                                        autograph=False)   # plain ops: autograph would triple the tracing time
+                                        autograph=False)   # one trace for blocks of any size
 
     def _word_pieces(self, sentences: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """`BertTokenizer.tokenize` merged to (piece ids, pieces per sentence), with each distinct word
-        of the batch cut into pieces once: words repeat, and WordPiece's greedy vocab lookups are
-        two thirds of the tokenizer's time. BertTokenizer.tokenize is exactly these two stages
-        (the basic tokenizer, then WordPiece word by word), which it exposes only as attributes."""
-        words = self.tokenizer._basic_tokenizer.tokenize(sentences)  # pylint: disable=protected-access
-        distinct, index = tf.unique(words.flat_values)
-        pieces = self.tokenizer._wordpiece_tokenizer.tokenize(distinct)  # pylint: disable=protected-access
-        pieces_per_word = tf.gather(pieces.row_lengths(), index)
-        return (tf.gather(pieces, index).flat_values,
-                tf.math.unsorted_segment_sum(pieces_per_word, words.value_rowids(), words.nrows()))
+        """(piece ids, pieces per sentence). tensorflow-text's FastBertTokenizer gives the pieces of
+        its BertTokenizer (the tests compare them on awkward text and the built-in corpora) in one op,
+        about 3x faster than BertTokenizer's separate basic-tokenizer and WordPiece ops."""
+        pieces = self.tokenizer.tokenize(sentences)
+        return pieces.flat_values, pieces.row_lengths()
 
     def tokenize(self, documents: list[list[str]], stats: BlockStats) -> instances_lib.TokenizedBlock:
         """One tokenizer call for the block; drops empty sentences, then documents left with fewer
@@ -98,7 +93,11 @@ class BlockProcessor:
 
     def __call__(self, block_index: int, documents: list[list[str]]) -> tuple[int, list[bytes], BlockStats]:
         stats = BlockStats()
-        block = self.tokenize(documents, stats)
+        return self.records(block_index, self.tokenize(documents, stats), stats)
+
+    def records(self, block_index: int, block: instances_lib.TokenizedBlock,
+                stats: BlockStats) -> tuple[int, list[bytes], BlockStats]:
+        """A tokenised block's instances, serialised (the Python half of the work)."""
         if len(block.document_starts) < 2:
             return block_index, [], stats
         seed = np.random.SeedSequence([self.config.random_seed, block_index])

@@ -1,13 +1,15 @@
-"""The block worker's tokenisation (each distinct word cut into pieces once) against tensorflow-text's
-own BertTokenizer.tokenize, alone and through the whole tool."""
+"""The block worker's tokenisation (tensorflow-text's FastBertTokenizer) against tensorflow-text's
+BertTokenizer.tokenize, the reference the records were first made with: alone, on awkward text and on
+the built-in corpora, and through the whole tool."""
 
 import os
 
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_text as text
 
-from bert_pretrain.data import Options, create_pretraining_data
+from bert_pretrain.data import Options, builtin_corpus, create_pretraining_data
 from bert_pretrain.data import worker as worker_lib
 from bert_pretrain.data.instances import InstanceConfig
 from data_helpers import corpus_text, write_vocab
@@ -18,23 +20,48 @@ from data_helpers import corpus_text, write_vocab
 TRICKY = ["The cat sat on the mat, the cat ran.", "CAFÉ Naïve Ünder the cats", "中文 字 cat中dog",
           "cat\x07dog\u200bhill\tmat", "zzyzx qwv jumping cats walked", "", "   ", "\x07",
           "a" * 101 + " walk", "It was red; it was blue! The dog? The dog...", "walking walked walks"]
+# More Unicode: combining marks, soft hyphen, emoji, ligatures, Greek final sigma, dotted capital I,
+# sharp s, full-width forms, Hangul, kana, NUL, BOM, NEL, an ideographic space, symbols.
+MORE = ["Ångström résumé façade", "naïve\u0301 e\u0301", "x\u00adsoft", "emoji 😀 cat", "ﬁne", "ΣΑΣ",
+        "İstanbul", "straße", "\u3000x", "a-b_c/d\\e", "$100 & 5% @home #tag", "\ufeffbom", "nul\x00x",
+        "全角ＡＢＣ", "한국어 텍스트", "日本語のテキスト", "\u0085nel"]
 
 
 def reference_word_pieces(processor, sentences):
-    """What the worker tokenised with before: tensorflow-text's BertTokenizer.tokenize as is."""
-    ragged = processor.tokenizer.tokenize(sentences).merge_dims(-2, -1)
+    """tensorflow-text's BertTokenizer.tokenize, merged to (piece ids, pieces per sentence)."""
+    reference = text.BertTokenizer(processor.config.vocab_path, lower_case=processor.config.lower_case,
+                                   token_out_type=tf.int64)
+    ragged = reference.tokenize(sentences).merge_dims(-2, -1)
     return ragged.flat_values, ragged.row_lengths()
+
+
+def _assert_same_pieces(processor, sentences):
+    ids, lengths = (t.numpy() for t in processor._word_pieces(tf.constant(sentences)))  # pylint: disable=protected-access
+    want_ids, want_lengths = (t.numpy() for t in reference_word_pieces(processor, tf.constant(sentences)))
+    np.testing.assert_array_equal(lengths, want_lengths)
+    np.testing.assert_array_equal(ids, want_ids)
+    return ids, lengths
 
 
 @pytest.mark.parametrize("lower_case", [True, False])
 def test_pieces_equal_bert_tokenizer(tmp_path, lower_case):
-    vocab = write_vocab(tmp_path / "vocab.txt", extra=["中", "文", "字", "café", "naive", "!", "?", ";"])
+    vocab = write_vocab(tmp_path / "vocab.txt", extra=["中", "文", "字", "café", "naive", "!", "?", ";", "ß"])
     processor = worker_lib.BlockProcessor(worker_lib.WorkerConfig(vocab, lower_case, InstanceConfig(), "v1", 0))
-    ids, lengths = (t.numpy() for t in processor._word_pieces(tf.constant(TRICKY)))  # pylint: disable=protected-access
-    want_ids, want_lengths = (t.numpy() for t in reference_word_pieces(processor, tf.constant(TRICKY)))
-    np.testing.assert_array_equal(lengths, want_lengths)
-    np.testing.assert_array_equal(ids, want_ids)
+    ids, lengths = _assert_same_pieces(processor, TRICKY + MORE)
     assert lengths[5:8].tolist() == [0, 0, 0] and len(set(ids.tolist())) > 10
+
+
+def test_pieces_equal_bert_tokenizer_on_the_builtin_corpora(tmp_path):
+    """Every sentence of both built-in corpora, with a WordPiece vocab of the size the demo learns."""
+    sentences = [s for name in ("python-docstrings", "python-topics")
+                 for document in builtin_corpus.load(name) for s in document]
+    base = set(open(write_vocab(tmp_path / "base.txt"), encoding="utf-8").read().split())
+    words = sorted({w for s in sentences[::7] for w in s.lower().split() if w.isalpha()} - base)[:3000]
+    suffixes = [f"##{p}" for p in ("s", "ing", "ed", "ly", "er", "tion", "al", "e", "t", "n")]
+    vocab = write_vocab(tmp_path / "vocab.txt", extra=words + [p for p in suffixes if p not in base])
+    processor = worker_lib.BlockProcessor(worker_lib.WorkerConfig(vocab, True, InstanceConfig(), "v1", 0))
+    ids, _ = _assert_same_pieces(processor, sentences)
+    assert len(sentences) > 20000 and len(set(ids.tolist())) > 1000
 
 
 @pytest.mark.parametrize("masking, whole_word", [("static", True), ("none", False)])
