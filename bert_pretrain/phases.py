@@ -16,7 +16,7 @@ from bert_pretrain import atomic, plans
 from bert_pretrain import config as config_lib
 from bert_pretrain import job as job_lib
 from bert_pretrain.checkpoint_formats import google_research
-from bert_pretrain.config import TrainConfig
+from bert_pretrain.config import MAX_POSITION, TrainConfig
 from bert_pretrain.batch_size import noise_scale
 from bert_pretrain.errors import UsageError
 from bert_pretrain.trainer import Trainer
@@ -60,13 +60,25 @@ def _mark_done(directory: str, result: dict) -> None:
                       json.dumps(result, indent=1, sort_keys=True, default=float) + "\n")
 
 
-def _start_from(trainer: Trainer, checkpoint: str, carry_optimizer_state: bool) -> None:
-    """Phase k's first step: phase k-1's weights (and moments), a fresh step count and schedule."""
+def _start_from(trainer: Trainer, checkpoint: str, carry_optimizer_state: bool, copy_positions_from: int = 0) -> None:
+    """Phase k's first step: phase k-1's weights (and moments), a fresh step count and schedule;
+    with `copy_positions_from` L, positions from L on start as copies of the first L."""
     objects = {"model": trainer.model}
     if carry_optimizer_state:
         objects["optimizer"] = trainer.optimizer
     tf.train.Checkpoint(**objects).read(checkpoint).expect_partial()
     trainer.optimizer.iterations.assign(0)   # the schedule restarts: re-warm-up from zero
+    if copy_positions_from:
+        copy_trained_positions(trainer.model, copy_positions_from)
+
+
+def copy_trained_positions(model, trained_length: int) -> None:
+    """Position p >= trained_length, which no earlier phase reached, takes the embedding of position
+    p mod trained_length instead of its random initialisation, as Longformer extended RoBERTa's
+    positions (Beltagy et al. 2020, section 5): a phase 2 of a few dozen steps cannot learn them
+    from noise (docs/demo.md)."""
+    table = next(v for v in model.encoder_network.variables if "position_embedding" in v.name)
+    table.assign(tf.gather(table, tf.range(table.shape[0]) % trained_length))
 
 
 def run_plan(plan: plans.Plan, data_dir: str, model_dir: str, strategy, micro_batch_size: int,
@@ -89,8 +101,11 @@ def run_plan(plan: plans.Plan, data_dir: str, model_dir: str, strategy, micro_ba
                          "--vocab_file)")
     model_config = _model_config(plan, vocab_sizes.pop(), init_from)
     results, previous = [], None
+    trained_length = MAX_POSITION if init_from else 0   # positions trained so far: 0 to this
     for fit, train_spec in zip(fitted, train_data):
         phase = fit.phase
+        copy_from = trained_length if plan.copy_positions and trained_length < phase.max_seq_length else 0
+        trained_length = max(trained_length, phase.max_seq_length)
         directory = phase_dir(model_dir, phase)
         done_path = os.path.join(directory, DONE)
         if tf.io.gfile.exists(done_path):
@@ -110,7 +125,9 @@ def run_plan(plan: plans.Plan, data_dir: str, model_dir: str, strategy, micro_ba
                                                     "data_dir", "data_dir", init_from if first else ""), strategy)
         if previous and not trainer.manager.latest_checkpoint:
             log(f"{phase.name}: starting from {previous}")
-            _start_from(trainer, previous, plan.carry_optimizer_state)
+            _start_from(trainer, previous, plan.carry_optimizer_state, copy_from)
+            if copy_from:
+                log(f"{phase.name}: positions {copy_from} to {MAX_POSITION - 1} start as copies of 0 to {copy_from - 1}")
         result = trainer.train(train_spec, eval_spec, log=log)
         if int(trainer.step.numpy()) < phase.train_steps:
             return results   # preempted: the checkpoint is saved, a restart resumes here

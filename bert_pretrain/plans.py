@@ -42,6 +42,8 @@ class Plan:
     model: str                     # a preset of bert_pretrain.config
     phases: tuple
     carry_optimizer_state: bool = False   # phase 2 starts from phase 1's moments, or fresh ones
+    copy_positions: bool = False   # a longer phase's new positions start as copies of the trained
+                                   # ones (phases.copy_trained_positions), not at their initialisation
     num_layers: int = 0            # 0: the preset's; otherwise a custom size
     hidden_size: int = 0
     num_heads: int = 0

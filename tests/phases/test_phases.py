@@ -114,6 +114,34 @@ def test_the_final_model_is_scored_on_phase_ones_held_out_records(tmp_path, data
     assert "eval_phase2_mlm_loss" not in results[1]   # phase 2 itself has no held-out data here
 
 
+def test_copy_positions_starts_the_new_positions_as_copies(tmp_path, data_dir, monkeypatch):
+    """copy_positions: phase 2 (length 32, after 16) starts with position p holding phase 1's
+    position p mod 16; positions 0-15 keep phase 1's values."""
+    seen = []
+
+    def recording(model, trained_length):
+        table = next(v for v in model.encoder_network.variables if "position_embedding" in v.name)
+        before = table.numpy()
+        copy(model, trained_length)
+        seen.append((trained_length, before, table.numpy()))
+
+    copy = phases.copy_trained_positions
+    monkeypatch.setattr(phases, "copy_trained_positions", recording)
+    path = tmp_path / "plan.toml"
+    path.write_text(PLAN.format(carry="false", extra=PHASE_TWO).replace(
+        "carry_optimizer_state = false", "carry_optimizer_state = false\ncopy_positions = true"))
+    model_dir = tmp_path / "model"
+    phases.run_plan(plans.load_plan(str(path)), data_dir, str(model_dir), tf.distribute.get_strategy(),
+                    micro_batch_size=8, training=TRAINING, log=lambda line: None)
+    [(trained_length, before, after)] = seen
+    trained = next(v for k, v in checkpoint_values(model_dir / "phase1", "position_embedding").items())
+    assert trained_length == 16 and after.shape == (512, 32)
+    np.testing.assert_array_equal(before, trained)          # phase 1's weights were loaded first
+    np.testing.assert_array_equal(after[:16], trained[:16])
+    np.testing.assert_array_equal(after, trained[np.arange(512) % 16])
+    assert not np.array_equal(after[16:32], trained[16:32])
+
+
 @pytest.mark.parametrize("carry", [False, True])
 def test_phase_two_starts_from_phase_one(tmp_path, data_dir, carry):
     model_dir = tmp_path / "model"
