@@ -60,7 +60,8 @@ def _mark_done(directory: str, result: dict) -> None:
                       json.dumps(result, indent=1, sort_keys=True, default=float) + "\n")
 
 
-def _start_from(trainer: Trainer, checkpoint: str, carry_optimizer_state: bool, copy_positions_from: int = 0) -> None:
+def _start_from(trainer: Trainer, checkpoint: str, carry_optimizer_state: bool,
+                copy_positions_from: int = 0) -> None:
     """Phase k's first step: phase k-1's weights (and moments), a fresh step count and schedule;
     with `copy_positions_from` L, positions from L on start as copies of the first L."""
     objects = {"model": trainer.model}
@@ -75,8 +76,8 @@ def _start_from(trainer: Trainer, checkpoint: str, carry_optimizer_state: bool, 
 def copy_trained_positions(model, trained_length: int) -> None:
     """Position p >= trained_length, which no earlier phase reached, takes the embedding of position
     p mod trained_length instead of its random initialisation, as Longformer extended RoBERTa's
-    positions (Beltagy et al. 2020, section 5): a phase 2 of a few dozen steps cannot learn them
-    from noise (docs/demo.md)."""
+    positions (Beltagy et al. 2020, section 5). Meant for a phase 2 too short to learn them;
+    docs/demo.md measures what it did for the demo."""
     table = next(v for v in model.encoder_network.variables if "position_embedding" in v.name)
     table.assign(tf.gather(table, tf.range(table.shape[0]) % trained_length))
 
@@ -127,7 +128,8 @@ def run_plan(plan: plans.Plan, data_dir: str, model_dir: str, strategy, micro_ba
             log(f"{phase.name}: starting from {previous}")
             _start_from(trainer, previous, plan.carry_optimizer_state, copy_from)
             if copy_from:
-                log(f"{phase.name}: positions {copy_from} to {MAX_POSITION - 1} start as copies of 0 to {copy_from - 1}")
+                log(f"{phase.name}: positions {copy_from} to {MAX_POSITION - 1} start as copies of "
+                    f"0 to {copy_from - 1}")
         result = trainer.train(train_spec, eval_spec, log=log)
         if int(trainer.step.numpy()) < phase.train_steps:
             return results   # preempted: the checkpoint is saved, a restart resumes here

@@ -3,10 +3,10 @@
 Streaming and parallelism: the main process reads documents in order and cuts them into blocks of
 about `block_bytes` of text; worker processes turn blocks into records (`worker`); the main process
 writes the results in block order. A job too small to repay starting workers runs in-process, with
-the next block tokenised on a second thread. At most two blocks per worker are in flight, so memory does not
-grow with the corpus. Shard s holds a contiguous run of blocks, fixed by a cheap first pass that counts
-them; shards are therefore finished one after another, each under a temporary name and renamed when
-whole, and a re-run skips every shard whose final file exists.
+the next block tokenised on a second thread. At most two blocks per worker are in flight, so memory
+does not grow with the corpus. Shard s holds a contiguous run of blocks, fixed by a cheap first pass
+that counts them; shards are therefore finished one after another, each under a temporary name and
+renamed when whole, and a re-run skips every shard whose final file exists.
 
 Random-B pool: the reference picks B from any document of the whole (in-memory, shuffled) corpus. We
 pick it uniformly from the other documents of the same block: ~256 KiB is about a hundred typical

@@ -45,7 +45,8 @@ def _assert_same_pieces(processor, sentences):
 
 @pytest.mark.parametrize("lower_case", [True, False])
 def test_pieces_equal_bert_tokenizer(tmp_path, lower_case):
-    vocab = write_vocab(tmp_path / "vocab.txt", extra=["中", "文", "字", "café", "naive", "!", "?", ";", "ß"])
+    vocab = write_vocab(tmp_path / "vocab.txt",
+                        extra=["中", "文", "字", "café", "naive", "!", "?", ";", "ß"])
     processor = worker_lib.BlockProcessor(worker_lib.WorkerConfig(vocab, lower_case, InstanceConfig(), "v1", 0))
     ids, lengths = _assert_same_pieces(processor, TRICKY + MORE)
     assert lengths[5:8].tolist() == [0, 0, 0] and len(set(ids.tolist())) > 10
