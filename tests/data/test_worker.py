@@ -53,7 +53,8 @@ def test_pieces_equal_bert_tokenizer(tmp_path, lower_case):
 
 
 def test_pieces_equal_bert_tokenizer_on_the_builtin_corpora(tmp_path):
-    """Every sentence of both built-in corpora, with a WordPiece vocab of the size the demo learns."""
+    """Every sentence of both built-in corpora, with a vocab of about the size the demo learns: 3,000
+    of the corpora's words and common `##` suffixes, so that many words are split into pieces."""
     sentences = [s for name in ("python-docstrings", "python-topics")
                  for document in builtin_corpus.load(name) for s in document]
     base = set(open(write_vocab(tmp_path / "base.txt"), encoding="utf-8").read().split())

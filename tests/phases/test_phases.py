@@ -134,7 +134,7 @@ def test_copy_positions_starts_the_new_positions_as_copies(tmp_path, data_dir, m
     phases.run_plan(plans.load_plan(str(path)), data_dir, str(model_dir), tf.distribute.get_strategy(),
                     micro_batch_size=8, training=TRAINING, log=lambda line: None)
     [(trained_length, before, after)] = seen
-    trained = next(v for k, v in checkpoint_values(model_dir / "phase1", "position_embedding").items())
+    [trained] = checkpoint_values(model_dir / "phase1", "position_embedding").values()
     assert trained_length == 16 and after.shape == (512, 32)
     np.testing.assert_array_equal(before, trained)          # phase 1's weights were loaded first
     np.testing.assert_array_equal(after[:16], trained[:16])
