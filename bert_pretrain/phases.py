@@ -78,8 +78,13 @@ def copy_trained_positions(model, trained_length: int) -> None:
     p mod trained_length instead of its random initialisation, as Longformer extended RoBERTa's
     positions (Beltagy et al. 2020, section 5). Meant for a phase 2 too short to learn them;
     docs/demo.md measures what it did for the demo."""
-    table = next(v for v in model.encoder_network.variables if "position_embedding" in v.name)
+    table = position_table(model)
     table.assign(tf.gather(table, tf.range(table.shape[0]) % trained_length))
+
+
+def position_table(model) -> tf.Variable:
+    """The encoder's position embeddings, [MAX_POSITION, hidden]."""
+    return next(v for v in model.encoder_network.variables if "position_embedding" in v.name)
 
 
 def run_plan(plan: plans.Plan, data_dir: str, model_dir: str, strategy, micro_batch_size: int,

@@ -92,8 +92,8 @@ class Trainer:
         # Dropout from tf.random.Generator: XLA ignores the seeds of tf.random.uniform, generators it honours.
         tf_keras.backend.experimental.enable_tf_random_generator()
         self.micro_batch = config.global_batch_size // strategy.num_replicas_in_sync // config.accumulation_steps
-        micro_batches = strategy.num_replicas_in_sync * config.accumulation_steps
-        self.noise_off_reason = noise_scale.off_reason(config.noise_scale, micro_batches)
+        self.micro_batches_per_step = strategy.num_replicas_in_sync * config.accumulation_steps
+        self.noise_off_reason = noise_scale.off_reason(config.noise_scale, self.micro_batches_per_step)
         self.measure_noise = not self.noise_off_reason
         with strategy.scope():
             self.model = model_lib.build_pretrainer(model_config)
@@ -166,7 +166,7 @@ class Trainer:
             if self.measure_noise:   # the gradient noise scale's averages, from this step's norms
                 self.noise.update(*noise_scale.estimates(
                     first(micro_sq), tf.square(first(grad_norm)),
-                    self.strategy.num_replicas_in_sync * self.config.accumulation_steps, self.micro_batch), finite)
+                    self.micro_batches_per_step, self.micro_batch), finite)
             # Statistics of the steps applied, for the host's log line.
             kept = tf.cast(finite, tf.float32)
             step_stats = {k: first(sums[k]) for k in model_lib.SUM_KEYS} | {
